@@ -1,0 +1,124 @@
+"""Apply a batch to Redis exactly once: counts and the partition's offset in one atomic step."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from aggregator.batch import BucketId, PartitionBatch
+from common.keys import KeyLayout, encode_parts
+
+# KEYS[1] applied hash, KEYS[2] days set, KEYS[3..] accounts sets, buckets and seen markers.
+# ARGV: expected offset, new offset, max received ms, dedup ttl ms, now ms,
+#       then day groups, plain increments and deduplicated increments, each count-prefixed.
+APPLY_BATCH = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
+if stored ~= tonumber(ARGV[1]) then return {0, stored, 0} end
+local i = 6
+local groups = tonumber(ARGV[i]); i = i + 1
+for _ = 1, groups do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  local accounts_key = KEYS[tonumber(ARGV[i + 1])]
+  local n = tonumber(ARGV[i + 2]); i = i + 3
+  local j = i
+  while j < i + n do  -- chunks: unpack() has a stack limit of a few thousand values
+    local last = math.min(j + 999, i + n - 1)
+    redis.call('SADD', accounts_key, unpack(ARGV, j, last))
+    j = last + 1
+  end
+  i = i + n
+end
+local increments = tonumber(ARGV[i]); i = i + 1
+for _ = 1, increments do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]); i = i + 3
+end
+local deduplicated = tonumber(ARGV[i]); i = i + 1
+local duplicates = 0
+for _ = 1, deduplicated do
+  if redis.call('SET', KEYS[tonumber(ARGV[i])], '1', 'NX', 'PX', ARGV[4]) then
+    redis.call('HINCRBY', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3])
+  else
+    duplicates = duplicates + 1
+  end
+  i = i + 4
+end
+local received = tonumber(redis.call('HGET', KEYS[1], 'received_ms') or '0')
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'applied_at_ms', ARGV[5],
+  'received_ms', math.max(received, tonumber(ARGV[3])))
+return {1, tonumber(ARGV[2]), duplicates}
+"""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: bool
+    stored_offset: int
+    duplicates: int
+
+
+class BucketWriter:
+    """Writes partition batches into live buckets, fenced by the stored offset."""
+
+    def __init__(self, redis: Redis, keys: KeyLayout, dedup_window_ms: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._dedup_window_ms = dedup_window_ms
+        self._apply = redis.register_script(APPLY_BATCH)
+
+    async def stored_offset(self, partition: int) -> int:
+        """Return the last offset applied for partition, or -1."""
+        value = await self._redis.hget(self._keys.applied(partition), "offset")
+        return int(value) if value is not None else -1
+
+    async def apply(self, batch: PartitionBatch, expected_offset: int, now_ms: int) -> ApplyResult:
+        """Add the batch's counts and move the offset, only if Redis still holds expected_offset.
+
+        Exactly once: a replayed batch, or one from a consumer that lost the partition,
+        finds another offset stored and changes nothing.
+        """
+        keys, args = self.script_arguments(batch, expected_offset, now_ms)
+        applied, stored, duplicates = await self._apply(keys=keys, args=args)
+        return ApplyResult(bool(applied), int(stored), int(duplicates))
+
+    def script_arguments(
+        self, batch: PartitionBatch, expected_offset: int, now_ms: int
+    ) -> tuple[list[str], list[str | int]]:
+        partition = batch.partition
+        keys = [self._keys.applied(partition), self._keys.days(partition)]
+        index: dict[str, int] = {}
+
+        def key_index(key: str) -> int:
+            if key not in index:
+                keys.append(key)
+                index[key] = len(keys)
+            return index[key]
+
+        args: list[str | int] = [
+            expected_offset,
+            batch.last_offset,
+            batch.max_received_ms,
+            self._dedup_window_ms,
+            now_ms,
+        ]
+        accounts_by_day: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+        for service_id, day, account_id in sorted(batch.buckets):
+            accounts_by_day[(service_id, day)].append(account_id)
+        args.append(len(accounts_by_day))
+        for (service_id, day), accounts in accounts_by_day.items():
+            accounts_key = key_index(self._keys.accounts(partition, service_id, day))
+            args.extend([encode_parts(service_id, day), accounts_key, len(accounts), *accounts])
+
+        def bucket_index(bucket: BucketId) -> int:
+            return key_index(self._keys.bucket(partition, *bucket))
+
+        plain = [(b, f, n) for b, fields in batch.increments.items() for f, n in fields.items()]
+        args.append(len(plain))
+        for bucket, name, count in plain:
+            args.extend([bucket_index(bucket), name, count])
+        args.append(len(batch.deduplicated))
+        for item in batch.deduplicated:
+            seen = key_index(self._keys.seen(partition, item.bucket[0], item.event_id))
+            args.extend([seen, bucket_index(item.bucket), item.field, item.count])
+        return keys, args

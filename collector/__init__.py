@@ -1,0 +1,1 @@
+"""The HTTP collector: pixel hits, server posts and browser beacons onto Kafka."""

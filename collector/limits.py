@@ -1,0 +1,60 @@
+"""Per-service limits on distinct module and activity names, shared by all collectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+from common.keys import KeyLayout
+from common.services import Service
+
+# Adds the names not yet known only if the set then stays within the limit; one atomic
+# step, so collectors racing to register new names can never exceed it together.
+REGISTER_NAMES = """
+local missing = {}
+for i = 2, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then missing[#missing + 1] = ARGV[i] end
+end
+if #missing == 0 then return 1 end
+if redis.call('SCARD', KEYS[1]) + #missing > tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[1], unpack(missing))
+return 1
+"""
+
+
+class NameLimits:
+    """Registers module and activity names, refusing new ones past the service's limit."""
+
+    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._register = redis.register_script(REGISTER_NAMES)
+        self._known: dict[tuple[str, str], set[str]] = {}
+
+    async def admit(self, service: Service, kind: str, names: Iterable[str]) -> bool:
+        """Register names of kind (module|activity); False if that would pass the limit."""
+        known = self._known.setdefault((service.id, kind), set())
+        new = sorted(set(names) - known)
+        if not new:
+            return True
+        limit = service.max_modules if kind == "module" else service.max_activities
+        admitted = await self._register(
+            keys=[self._keys.names(service.id, kind)], args=[limit, *new]
+        )
+        if admitted:
+            known.update(new)
+        return bool(admitted)
+
+    async def known(self, service: Service, kind: str) -> set[str]:
+        """Return every name of kind the service has registered."""
+        members = await self._redis.smembers(self._keys.names(service.id, kind))
+        known = {m.decode() if isinstance(m, bytes) else m for m in members}
+        self._known[(service.id, kind)] = set(known)
+        return known
+
+    @staticmethod
+    def limit_message(service: Service, kind: str) -> str:
+        limit = service.max_modules if kind == "module" else service.max_activities
+        plural = "modules" if kind == "module" else "activities"
+        return f"is new and would pass the service's limit of {limit} {plural}"

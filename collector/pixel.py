@@ -1,0 +1,100 @@
+"""The tracking pixel: Totango's sdr_* parameters in, a 1x1 GIF out."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from collector.context import LIMITS, PRODUCER, SERVICES
+from collector.intake import limit_errors
+from collector.producer import KafkaUnavailable
+from common.events import FieldError, InvalidEvent, validate_event
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+RETRY_AFTER_S = "5"
+
+PIXEL_PARAMETERS = {
+    "sdr_s": "service_id",
+    "sdr_o": "account_id",
+    "sdr_u": "user_id",
+    "sdr_a": "activity",
+    "sdr_m": "module",
+    "sdr_odn": "account_name",
+    "sdr_o.account_name": "account_name",
+    "sdr_o.parent_id": "parent_id",
+}
+PARAMETER_OF_FIELD = {
+    "service_id": "sdr_s",
+    "account_id": "sdr_o",
+    "user_id": "sdr_u",
+    "activity": "sdr_a",
+    "module": "sdr_m",
+    "account_name": "sdr_odn",
+    "parent_id": "sdr_o.parent_id",
+    "account_attributes": "sdr_o.<name>",
+    "user_attributes": "sdr_u.<name>",
+}
+
+
+def pixel_event(params: Mapping[str, str]) -> dict[str, Any]:
+    """Map Totango pixel parameters to an event object; unknown parameters are ignored."""
+    event: dict[str, Any] = {}
+    account_attributes: dict[str, str] = {}
+    user_attributes: dict[str, str] = {}
+    for name, value in params.items():
+        if not value:
+            continue
+        field = PIXEL_PARAMETERS.get(name)
+        if field is not None:
+            event.setdefault(field, value)
+        elif name.startswith("sdr_o."):
+            account_attributes.setdefault(name[len("sdr_o.") :], value)
+        elif name.startswith("sdr_u."):
+            user_attributes.setdefault(name[len("sdr_u.") :], value)
+    if account_attributes:
+        event["account_attributes"] = account_attributes
+    if user_attributes:
+        event["user_attributes"] = user_attributes
+    return event
+
+
+def pixel_error(error: FieldError) -> str:
+    """Describe an invalid hit in a fixed string that never echoes the input."""
+    return f"{PARAMETER_OF_FIELD.get(error.field, error.field)} {error.message}"
+
+
+def gif(status: int, error: str = "") -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if error:
+        headers["X-Usage-Error"] = error
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_S
+    return web.Response(status=status, body=GIF, content_type="image/gif", headers=headers)
+
+
+async def pixel(request: web.Request) -> web.Response:
+    """Accept one hit; 200 once Kafka has acknowledged it."""
+    received_ms = int(time.time() * 1000)
+    params: Mapping[str, str]
+    if request.method == "POST":
+        form = await request.post()
+        params = {name: value for name, value in form.items() if isinstance(value, str)}
+    else:
+        params = request.query
+    services = request.app[SERVICES]
+    try:
+        event = validate_event(pixel_event(params), services, received_ms)
+    except InvalidEvent as invalid:
+        return gif(400, pixel_error(invalid.errors[0]))
+    refused = await limit_errors(request.app[LIMITS], services, [event])
+    if refused:
+        return gif(400, pixel_error(refused[0][1]))
+    try:
+        await request.app[PRODUCER].publish([event])
+    except KafkaUnavailable:
+        return gif(503, "events cannot be stored right now")
+    return gif(200)

@@ -1,0 +1,74 @@
+"""The Kafka producer the collector answers through: a 2xx only after acks=all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from common.events import UsageEvent, to_wire
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge the events in time; they may not be durable."""
+
+
+class EventProducer:
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.usage_topic
+        self.timeout_s = settings.produce_timeout_ms / 1000
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=settings.produce_timeout_ms,
+        )
+
+    async def start(self, attempts: int = 60) -> None:
+        """Connect to Kafka, retrying for a while when it is not up yet."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._producer.start()
+                return
+            except KafkaError as error:
+                if attempt == attempts:
+                    raise
+                log.warning("Kafka not reachable yet (%s); retrying", error)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        """Send what is buffered, then disconnect."""
+        await self._producer.stop()
+
+    async def publish(self, events: Sequence[UsageEvent]) -> None:
+        """Put events on Kafka and return once all are acknowledged (acks=all, idempotent).
+
+        Raises KafkaUnavailable when any is not acknowledged within the produce timeout.
+        """
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                acknowledgements = [
+                    await self._producer.send(self.topic, to_wire(event), key=event.kafka_key)
+                    for event in events
+                ]
+                await asyncio.gather(*acknowledgements)
+        except (KafkaError, TimeoutError) as error:
+            log.warning("Kafka did not acknowledge %d events: %r", len(events), error)
+            raise KafkaUnavailable(str(error)) from error
+
+    async def is_reachable(self) -> bool:
+        """Ask the cluster for metadata; True when it answers within a second."""
+        try:
+            async with asyncio.timeout(1):
+                await self._producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError):
+            return False
+        return True

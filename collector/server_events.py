@@ -1,0 +1,108 @@
+"""POST /v1/events: single events or batches from product back ends, with a server key."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from collector.context import LIMITS, PRODUCER, SERVICES
+from collector.intake import limit_errors
+from collector.producer import KafkaUnavailable
+from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
+from common.http import bearer_key, json_error, json_response, service_of_key
+from common.services import Service
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH_EVENTS = 1000
+RETRY_AFTER_S = "5"
+
+
+async def read_events(request: web.Request) -> list[Any] | web.Response:
+    """Read a JSON body of one event or {"batch": [...]}; an error response if it is unusable."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if len(body) > MAX_BODY_BYTES:
+        return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json_error(400, "body is not valid JSON")
+    if isinstance(document, dict) and "batch" in document:
+        batch = document["batch"]
+        if not isinstance(batch, list):
+            return json_error(400, "batch must be a list of event objects")
+        if len(document) > 1:
+            return json_error(400, "a batch body has only the field batch")
+    else:
+        batch = [document]
+    if not batch:
+        return json_error(400, "batch must hold at least one event")
+    if len(batch) > MAX_BATCH_EVENTS:
+        return json_error(413, f"a request holds at most {MAX_BATCH_EVENTS} events")
+    return batch
+
+
+def validate_batch(
+    batch: list[Any], services: dict[str, Service], service: Service, received_ms: int
+) -> tuple[list[UsageEvent], list[tuple[int, FieldError]]]:
+    """Validate every event; the request is atomic, so any error refuses all of them."""
+    events: list[UsageEvent] = []
+    errors: list[tuple[int, FieldError]] = []
+    for index, raw in enumerate(batch):
+        try:
+            events.append(validate_event(raw, services, received_ms, service.id))
+        except InvalidEvent as invalid:
+            errors.extend((index, error) for error in invalid.errors)
+    return events, errors
+
+
+def errors_response(errors: list[tuple[int, FieldError]]) -> web.Response:
+    return json_response(
+        {
+            "errors": [
+                {"index": index, "field": error.field, "message": error.message}
+                for index, error in errors
+            ]
+        },
+        status=400,
+    )
+
+
+async def accept(request: web.Request, service: Service, batch: list[Any]) -> web.Response:
+    """Validate, check limits and publish a whole batch; 202 once Kafka has all of it."""
+    services = request.app[SERVICES]
+    events, errors = validate_batch(batch, services, service, int(time.time() * 1000))
+    if errors:
+        return errors_response(errors)
+    foreign = sorted({event.service_id for event in events} - {service.id})
+    if foreign:
+        return json_error(403, f"this key cannot send events for service {foreign[0]}")
+    refused = await limit_errors(request.app[LIMITS], services, events)
+    if refused:
+        return errors_response(refused)
+    try:
+        await request.app[PRODUCER].publish(events)
+    except KafkaUnavailable:
+        return json_error(
+            503, "events cannot be stored right now; retry later", {"Retry-After": RETRY_AFTER_S}
+        )
+    return json_response({"accepted": len(events)}, status=202)
+
+
+async def post_events(request: web.Request) -> web.Response:
+    """Accept events from a product back end holding the service's server key."""
+    key = bearer_key(request)
+    if not key:
+        return json_error(401, "missing Authorization: Bearer <server key>")
+    service = service_of_key(key, request.app[SERVICES].values(), "server")
+    if service is None:
+        return json_error(401, "invalid server key")
+    batch = await read_events(request)
+    if isinstance(batch, web.Response):
+        return batch
+    return await accept(request, service, batch)

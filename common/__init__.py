@@ -1,0 +1,1 @@
+"""Code every stage shares: settings, services, the event schema, days and the Redis key layout."""

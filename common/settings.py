@@ -1,0 +1,89 @@
+"""Process settings, read from the environment once at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///data/usage.db"
+    services_file: Path = Path("services.toml")
+    usage_topic: str = "usage-events"
+    topic_partitions: int = 12
+    consumer_group: str = "usage-aggregator"
+    redis_key_prefix: str = "usage"
+    produce_timeout_ms: int = 10_000
+    dedup_window_s: int = 72 * 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from environment variables, failing loudly with the variable's name."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        settings = cls(
+            kafka_bootstrap=_text(env, "KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
+            redis_url=_text(env, "REDIS_URL", defaults.redis_url),
+            database_url=_text(env, "DATABASE_URL", defaults.database_url),
+            services_file=Path(_text(env, "SERVICES_FILE", str(defaults.services_file))),
+            usage_topic=_text(env, "USAGE_TOPIC", defaults.usage_topic),
+            topic_partitions=_integer(env, "USAGE_TOPIC_PARTITIONS", defaults.topic_partitions),
+            consumer_group=_text(env, "CONSUMER_GROUP", defaults.consumer_group),
+            redis_key_prefix=_text(env, "REDIS_KEY_PREFIX", defaults.redis_key_prefix),
+            produce_timeout_ms=_integer(env, "PRODUCE_TIMEOUT_MS", defaults.produce_timeout_ms),
+            dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values that cannot work, naming the setting."""
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL must start with redis://, got {self.redis_url!r}")
+        if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise SettingsError(
+                "DATABASE_URL must be sqlite:///PATH or postgresql://..., "
+                f"got {self.database_url!r}"
+            )
+        if not all(":" in server for server in self.kafka_bootstrap.split(",")):
+            raise SettingsError(
+                f"KAFKA_BOOTSTRAP must be host:port[,host:port], got {self.kafka_bootstrap!r}"
+            )
+        if not self.usage_topic or not all(c.isalnum() or c in "._-" for c in self.usage_topic):
+            raise SettingsError(
+                f"USAGE_TOPIC is not a valid Kafka topic name: {self.usage_topic!r}"
+            )
+        if any(c in self.redis_key_prefix for c in "{}") or not self.redis_key_prefix:
+            raise SettingsError("REDIS_KEY_PREFIX must be non-empty and free of { and }")
+        if self.topic_partitions < 1:
+            raise SettingsError("USAGE_TOPIC_PARTITIONS must be at least 1")
+        if self.produce_timeout_ms < 100:
+            raise SettingsError("PRODUCE_TIMEOUT_MS must be at least 100")
+        if self.dedup_window_s < 48 * 3600:
+            raise SettingsError("DEDUP_WINDOW_S must be at least 172800 (48 hours)")
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    if not value:
+        raise SettingsError(f"{name} is set but empty")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None

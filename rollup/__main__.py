@@ -1,0 +1,46 @@
+"""python -m rollup flush|serve: durable daily counts and the query API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common.days import parse_day
+from common.runtime import configure_logging, run_main
+from common.settings import Settings, SettingsError
+from rollup import commands
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m rollup", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    flush = verbs.add_parser("flush", help="flush one service's day into SQL now")
+    flush.add_argument("--service", required=True)
+    flush.add_argument("--day", required=True, type=parse_day, help="YYYY-MM-DD")
+    flush.add_argument("--force", action="store_true", help="skip the completeness wait")
+    serve = verbs.add_parser("serve", help="the query API and the ops dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args()
+    configure_logging(f"rollup-{args.verb}")
+    try:
+        settings = Settings.from_env()
+        if args.verb == "flush":
+            run_main(print_report(settings, args.service, args.day, args.force))
+        else:
+            run_main(commands.serve(settings, args.host, args.port))
+    except SettingsError as error:
+        sys.exit(f"rollup {args.verb}: {error}")
+
+
+async def print_report(settings: Settings, service_id: str, day: object, force: bool) -> None:
+    report = await commands.flush(settings, service_id, day, force)  # type: ignore[arg-type]
+    print(
+        f"flushed {report.service_id} {report.day}: {report.rows} rows, {report.events} events, "
+        f"{report.partitions} partitions, {report.recovered} interrupted flushes finished, "
+        f"{report.seconds:.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Read live buckets from Redis, and move a day's buckets aside for a flush."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from redis.asyncio import Redis
+
+from common.keys import KeyLayout, decode_parts, encode_parts
+from rollup.store import CountRow
+
+CHUNK = 1000
+
+# Moves the listed accounts' buckets of one (service, day) under a flush id, atomically
+# with the indexes, so increments that arrive meanwhile land in fresh live buckets.
+# KEYS: accounts set, days set, staged registry, staged accounts set, then pairs of
+# (live bucket, staged bucket). ARGV: flush id, days member, then the account ids.
+STAGE_BUCKETS = """
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+local moved = 0
+for i = 3, #ARGV do
+  local live = KEYS[5 + (i - 3) * 2]
+  local staged = KEYS[6 + (i - 3) * 2]
+  if redis.call('EXISTS', live) == 1 then
+    redis.call('RENAME', live, staged)
+    moved = moved + 1
+  end
+  redis.call('SADD', KEYS[4], ARGV[i])
+  redis.call('SREM', KEYS[1], ARGV[i])
+end
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return moved
+"""
+
+
+def decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def count_rows(
+    service_id: str, day: date, account_id: str, fields: dict[bytes, bytes]
+) -> list[CountRow]:
+    """Turn one bucket's hash into count rows."""
+    rows = []
+    for name, value in fields.items():
+        user_id, module, activity = decode_parts(name)
+        rows.append(CountRow(service_id, day, account_id, user_id, module, activity, int(value)))
+    return rows
+
+
+@dataclass(frozen=True)
+class LiveBuckets:
+    redis: Redis
+    keys: KeyLayout
+
+    async def partitions(self) -> list[int]:
+        """Return the topic's partitions that aggregators have registered."""
+        members = await self.redis.smembers(self.keys.partitions())
+        return sorted(int(member) for member in members)
+
+    async def live_days(self, partition: int, service_id: str) -> list[date]:
+        """Return the service's days that have live buckets in partition."""
+        days = []
+        for member in await self.redis.smembers(self.keys.days(partition)):
+            member_service, day = decode_parts(member)
+            if member_service == service_id:
+                days.append(date.fromisoformat(day))
+        return sorted(days)
+
+    async def staged(self, partition: int) -> dict[str, tuple[str, date]]:
+        """Return flush id -> (service, day) of buckets moved aside and not yet cleaned up."""
+        registry = await self.redis.hgetall(self.keys.staged(partition))
+        staged = {}
+        for flush_id, member in registry.items():
+            service_id, day = decode_parts(member)
+            staged[decode(flush_id)] = (service_id, date.fromisoformat(day))
+        return staged
+
+    async def account_rows(
+        self, service_id: str, account_id: str, first_day: date, last_day: date,
+        committed: set[str] | None = None,
+    ) -> tuple[list[CountRow], list[str]]:  # fmt: skip
+        """Return an account's live rows in a range of days, and the staged flush ids read.
+
+        Staged buckets count as live until their flush commits; pass the committed ids
+        to leave those out (they are in SQL already).
+        """
+        keys: list[tuple[str, date]] = []
+        staged_ids = []
+        for partition in await self.partitions():
+            for day in await self.live_days(partition, service_id):
+                if first_day <= day <= last_day:
+                    keys.append(
+                        (self.keys.bucket(partition, service_id, day.isoformat(), account_id), day)
+                    )
+            for flush_id, (staged_service, day) in (await self.staged(partition)).items():
+                if staged_service == service_id and first_day <= day <= last_day:
+                    staged_ids.append(flush_id)
+                    if committed is None or flush_id not in committed:
+                        keys.append((self.keys.staged_bucket(partition, flush_id, account_id), day))
+        rows = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, _ in keys:
+                pipe.hgetall(key)
+            results = await pipe.execute()
+        for (_, day), fields in zip(keys, results, strict=True):
+            rows.extend(count_rows(service_id, day, account_id, fields))
+        return rows, staged_ids
+
+    async def accounts(self, partition: int, service_id: str, day: date) -> list[str]:
+        """Return the accounts with a live bucket for (service, day) in partition."""
+        key = self.keys.accounts(partition, service_id, day.isoformat())
+        return [decode(member) async for member in self.redis.sscan_iter(key, count=CHUNK)]
+
+    async def stage(
+        self, partition: int, service_id: str, day: date, flush_id: str, accounts: list[str]
+    ) -> int:
+        """Move accounts' buckets of (service, day) under flush_id; return how many moved."""
+        script = self.redis.register_script(STAGE_BUCKETS)
+        member = encode_parts(service_id, day.isoformat())
+        moved = 0
+        for start in range(0, len(accounts), CHUNK):
+            chunk = accounts[start : start + CHUNK]
+            keys = [
+                self.keys.accounts(partition, service_id, day.isoformat()),
+                self.keys.days(partition),
+                self.keys.staged(partition),
+                self.keys.staged_accounts(partition, flush_id),
+            ]
+            for account_id in chunk:
+                keys.append(self.keys.bucket(partition, service_id, day.isoformat(), account_id))
+                keys.append(self.keys.staged_bucket(partition, flush_id, account_id))
+            moved += int(await script(keys=keys, args=[flush_id, member, *chunk]))
+        return moved
+
+    async def staged_rows(
+        self, partition: int, flush_id: str, service_id: str, day: date
+    ) -> list[CountRow]:
+        """Read every bucket staged under flush_id."""
+        rows: list[CountRow] = []
+        accounts = [
+            decode(m)
+            async for m in self.redis.sscan_iter(
+                self.keys.staged_accounts(partition, flush_id), count=CHUNK
+            )
+        ]
+        for chunk in _chunks(accounts):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for account_id in chunk:
+                    pipe.hgetall(self.keys.staged_bucket(partition, flush_id, account_id))
+                results = await pipe.execute()
+            for account_id, fields in zip(chunk, results, strict=True):
+                rows.extend(count_rows(service_id, day, account_id, fields))
+        return rows
+
+    async def drop_staged(self, partition: int, flush_id: str) -> None:
+        """Delete a committed flush's staged buckets, then its registry entry (last)."""
+        accounts_key = self.keys.staged_accounts(partition, flush_id)
+        accounts = [decode(m) async for m in self.redis.sscan_iter(accounts_key, count=CHUNK)]
+        for chunk in _chunks(accounts):
+            await self.redis.delete(
+                *(self.keys.staged_bucket(partition, flush_id, account) for account in chunk)
+            )
+        await self.redis.delete(accounts_key)
+        await self.redis.hdel(self.keys.staged(partition), flush_id)
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]

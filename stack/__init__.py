@@ -1,0 +1,1 @@
+"""Local stack: Kafka (KRaft), Redis and the project's processes, started as local processes."""

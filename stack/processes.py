@@ -1,0 +1,86 @@
+"""Start, find and stop detached local processes tracked by pid files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def is_alive(pid: int) -> bool:
+    """Tell whether a process with this pid exists (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """Return the live pid recorded in pid_file, or None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if is_alive(pid) else None
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Tell whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, pid: int | None = None) -> None:
+    """Wait until host:port accepts connections; fail early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        if pid is not None and not is_alive(pid):
+            raise RuntimeError(f"process {pid} exited before {host}:{port} opened")
+        time.sleep(0.2)
+    raise TimeoutError(f"{host}:{port} did not open within {timeout_s:.0f} s")
+
+
+def spawn(
+    argv: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
+    """Start argv detached from this terminal, logging to log_file; record its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    pid_file.write_text(str(process.pid))
+    return process.pid
+
+
+def stop(pid_file: Path, timeout_s: float = 30.0) -> bool:
+    """Send SIGTERM to the recorded process, wait for it, SIGKILL if it lingers."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if is_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
