@@ -124,6 +124,11 @@ def start(home: Path, port: int = KAFKA_PORT) -> None:
     print(f"kafka     127.0.0.1:{port} (KRaft, data in {log_dir})", flush=True)
 
 
+def is_running(home: Path, port: int = KAFKA_PORT) -> bool:
+    """Tell whether this project's kafka (or another on the same port) is up."""
+    return read_pid(home / "kafka.pid") is not None or port_open("127.0.0.1", port)
+
+
 def stop_server(home: Path) -> None:
     """Stop the broker started by start(); it flushes its logs on SIGTERM."""
     if stop(home / "kafka.pid", timeout_s=60):

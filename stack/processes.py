@@ -53,7 +53,11 @@ def wait_for_port(host: str, port: int, timeout_s: float, pid: int | None = None
 
 
 def spawn(
-    argv: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None
+    argv: list[str],
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> int:
     """Start argv detached from this terminal, logging to log_file; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +69,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
+            cwd=cwd,
         )
     pid_file.write_text(str(process.pid))
     return process.pid

@@ -47,6 +47,11 @@ def start(home: Path, port: int = REDIS_PORT) -> None:
     print(f"redis     redis://127.0.0.1:{port}/0 (AOF in {data_dir})", flush=True)
 
 
+def is_running(home: Path, port: int = REDIS_PORT) -> bool:
+    """Tell whether this project's redis (or another on the same port) is up."""
+    return read_pid(home / "redis.pid") is not None or port_open("127.0.0.1", port)
+
+
 def stop_server(home: Path) -> None:
     """Stop the Redis started by start()."""
     if stop(home / "redis.pid"):

@@ -1,0 +1,49 @@
+"""python -m stack up [--servers-only] | down | status: the whole system on this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+from common.settings import Settings
+from stack.apps import API_PORT, APPS, COLLECTOR_PORT, start_apps, stop_apps
+from stack.processes import read_pid
+from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers, stop_servers, wait_for_kafka
+
+USAGE_EXAMPLE = """
+The system is up.
+  collector  http://127.0.0.1:{collector}   (pixel, /v1/events, /healthz, /readyz)
+  query API  http://127.0.0.1:{api}   (read key in services.toml)
+
+Try it:
+  curl -i 'http://127.0.0.1:{collector}/pixel.gif?sdr_s=SP-DEMO&sdr_o=XYZ&sdr_u=joe@acme.com&sdr_m=Invoices&sdr_a=Create'
+  curl -H 'Authorization: Bearer demo-read-key-change-me' \\
+       'http://127.0.0.1:{api}/v1/services/SP-DEMO/accounts/XYZ/usage?by=day,module,activity,user'
+
+Stop it with: ./dev stop
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("verb", choices=["up", "down", "status"])
+    parser.add_argument("--servers-only", action="store_true", help="Kafka and Redis only")
+    args = parser.parse_args()
+    if args.verb == "up":
+        start_servers()
+        settings = Settings.from_env()
+        wait_for_kafka(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
+        if not args.servers_only:
+            start_apps(STACK_HOME, PROJECT_ROOT)
+            print(USAGE_EXAMPLE.format(collector=COLLECTOR_PORT, api=API_PORT))
+    elif args.verb == "down":
+        stop_apps(STACK_HOME)
+        if not args.servers_only:
+            stop_servers()
+    else:
+        for name in ["redis", "kafka", *APPS]:
+            pid = read_pid(STACK_HOME / f"{name}.pid")
+            print(f"{name:<10} {f'running, pid {pid}' if pid else 'stopped'}")
+
+
+if __name__ == "__main__":
+    main()

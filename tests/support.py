@@ -1,0 +1,217 @@
+"""Real processes for integration tests: each test gets its own topic, keys, group and DB."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
+
+from common.keys import KeyLayout
+from common.settings import Settings
+from common.topics import ensure_topic
+from stack.servers import PROJECT_ROOT
+
+SERVICES_TOML = """
+[[service]]
+id = "SP-ACME"
+timezone = "UTC"
+server_key = "acme-server-key-0123456789"
+read_key = "acme-read-key-0123456789"
+allowed_origins = ["http://127.0.0.1:9999"]
+max_modules = 5
+max_activities = 8
+
+[[service]]
+id = "SP-OTHER"
+timezone = "America/New_York"
+server_key = "other-server-key-0123456789"
+read_key = "other-read-key-0123456789"
+"""
+ACME_SERVER_KEY = "acme-server-key-0123456789"
+ACME_READ_KEY = "acme-read-key-0123456789"
+OTHER_SERVER_KEY = "other-server-key-0123456789"
+OTHER_READ_KEY = "other-read-key-0123456789"
+PARTITIONS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Pipeline:
+    """One isolated copy of the system: its own topic, Redis prefix, group and SQLite file."""
+
+    workdir: Path
+    name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    collector_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.services_file = self.workdir / "services.toml"
+        self.services_file.write_text(SERVICES_TOML)
+        self.database_url = f"sqlite:///{self.workdir / 'usage.db'}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "USAGE_TOPIC": self.name,
+            "USAGE_TOPIC_PARTITIONS": str(PARTITIONS),
+            "REDIS_KEY_PREFIX": self.name,
+            "CONSUMER_GROUP": self.name,
+            "DATABASE_URL": self.database_url,
+            "SERVICES_FILE": str(self.services_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    @property
+    def keys(self) -> KeyLayout:
+        return KeyLayout(self.name, self.name)
+
+    @property
+    def collector_url(self) -> str:
+        return f"http://127.0.0.1:{self.collector_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    async def create_topic(self) -> None:
+        await ensure_topic(self.settings.kafka_bootstrap, self.name, PARTITIONS)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start python -m <args> as process name, logging into the work dir."""
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", *args],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes[name] = process
+        return process
+
+    async def start_collector(self) -> None:
+        self.start("collector", "collector", "--port", str(self.collector_port))
+        await wait_http(f"{self.collector_url}/healthz", self.processes["collector"])
+
+    async def start_api(self) -> None:
+        self.start("api", "rollup", "serve", "--port", str(self.api_port))
+        await wait_http(f"{self.api_url}/healthz", self.processes["api"])
+
+    def start_aggregator(self, name: str = "aggregator") -> subprocess.Popen[bytes]:
+        return self.start(name, "aggregator")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            process.send_signal(sig)
+        return process.wait(timeout=timeout_s)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text()
+
+    def run_command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    async def end_offsets(self) -> dict[int, int]:
+        """Return each partition's log end offset."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.name, p) for p in range(PARTITIONS)]
+            ends = await consumer.end_offsets(partitions)
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def applied_offsets(self) -> dict[int, int]:
+        """Return each partition's offset stored with the counts in Redis (-1 when none)."""
+        redis = Redis.from_url(self.settings.redis_url)
+        try:
+            applied = {}
+            for partition in range(PARTITIONS):
+                value = await redis.hget(self.keys.applied(partition), "offset")
+                applied[partition] = int(value) if value is not None else -1
+            return applied
+        finally:
+            await redis.aclose()
+
+    async def drain(self, timeout_s: float = 60) -> None:
+        """Wait until every record in Kafka has been applied to Redis."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ends = await self.end_offsets()
+            applied = await self.applied_offsets()
+            if all(applied[p] + 1 >= ends[p] for p in ends):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not drained: applied {applied}, log ends {ends}")
+            await asyncio.sleep(0.2)
+
+    async def redis_keys(self) -> list[str]:
+        redis = Redis.from_url(self.settings.redis_url, decode_responses=True)
+        try:
+            return sorted([key async for key in redis.scan_iter(match=f"{self.name}:*")])
+        finally:
+            await redis.aclose()
+
+
+async def wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait until url answers 200, failing early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"process exited with {process.returncode} before {url} answered"
+                )
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, key: str, params: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    async with session.get(url, params=params, headers={"Authorization": f"Bearer {key}"}) as r:
+        return r.status, await r.json()

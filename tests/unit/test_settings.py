@@ -1,0 +1,77 @@
+"""Settings and the services file: a bad setting stops the process, naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.services import load_services
+from common.settings import Settings, SettingsError
+
+
+def test_defaults_match_the_local_stack() -> None:
+    assert Settings.from_env({}) == Settings()
+    assert Settings().kafka_bootstrap == "127.0.0.1:9092"
+    assert Settings().database_url == "sqlite:///data/usage.db"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be sqlite:///PATH or postgresql://"),
+        ({"KAFKA_BOOTSTRAP": "localhost"}, "KAFKA_BOOTSTRAP must be host:port"),
+        ({"USAGE_TOPIC": "usage events"}, "USAGE_TOPIC is not a valid Kafka topic name"),
+        ({"USAGE_TOPIC_PARTITIONS": "twelve"}, "USAGE_TOPIC_PARTITIONS must be a whole number"),
+        ({"REDIS_KEY_PREFIX": "a{b}"}, "REDIS_KEY_PREFIX must be non-empty and free of { and }"),
+        ({"DEDUP_WINDOW_S": "3600"}, "DEDUP_WINDOW_S must be at least 172800"),
+        ({"CONSUMER_GROUP": "  "}, "CONSUMER_GROUP is set but empty"),
+    ],
+)
+def test_bad_setting_is_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_shipped_demo_services_file_loads() -> None:
+    services = load_services(Path(__file__).parents[2] / "services.toml")
+    assert list(services) == ["SP-DEMO"]
+    assert services["SP-DEMO"].timezone.key == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "must list at least one \\[\\[service\\]\\]"),
+        ("[[service]\n", "is not valid TOML"),
+        ('[[service]]\nid = "S"\ntimezone = "Mars/Base"\nserver_key = "k"\nread_key = "r"',
+         "service #1 \\(S\\): unknown timezone 'Mars/Base'"),
+        ('[[service]]\nid = "S"\nserver_key = "short"\nread_key = "rrrrrrrrrrrrrrrrrr"',
+         "service #1 \\(S\\): every server_key must have at least 16 characters"),
+        ('[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"\n'
+         'max_modules = 0', "service #1 \\(S\\): max_modules must be a positive whole number"),
+        ('[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"\n'
+         '[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"',
+         "service S is listed twice"),
+    ],
+)  # fmt: skip
+def test_bad_services_file_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_services(path)
+
+
+def test_missing_services_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="SERVICES_FILE .*nope.toml does not exist"):
+        load_services(tmp_path / "nope.toml")
+
+
+def test_two_keys_are_valid_during_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "services.toml"
+    path.write_text(
+        '[[service]]\nid = "S"\nserver_key = ["old-key-0123456789", "new-key-0123456789"]\n'
+        'read_key = "read-key-0123456789"\n'
+    )
+    assert load_services(path)["S"].server_keys == ("old-key-0123456789", "new-key-0123456789")
