@@ -7,10 +7,13 @@ import logging
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from aggregator.batch import Record, summarize
 from aggregator.buckets import BucketWriter
@@ -22,28 +25,36 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_POLL = 20_000
 POLL_TIMEOUT_MS = 500
+REDIS_RETRY_S = 0.5
+REGISTER_EVERY_S = 10.0
+SHUTDOWN_TIMEOUT_S = 10.0
+
+T = TypeVar("T")
 
 
 class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
     """Counts a consumer's partitions into Redis; the offsets stored there are the truth."""
 
     def __init__(self, consumer: AIOKafkaConsumer, writer: BucketWriter, redis: Redis,
-                 keys: KeyLayout) -> None:  # fmt: skip
+                 keys: KeyLayout, stop: asyncio.Event) -> None:  # fmt: skip
         self.consumer = consumer
         self.writer = writer
         self.redis = redis
         self.keys = keys
+        self.stop = stop
         self.applied: dict[TopicPartition, int] = {}
+        self.gaps: dict[TopicPartition, int] = {}
         self.stats: Counter[str] = Counter()
+        self.registered_at = 0.0
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Resume each new partition right after the offset stored with its counts."""
-        if assigned:
-            await self.redis.sadd(self.keys.partitions(), *(tp.partition for tp in assigned))
         for tp in assigned:
-            stored = await self.writer.stored_offset(tp.partition)
-            self.applied[tp] = stored
-            self.consumer.seek(tp, stored + 1)
+            await self.resume(tp)
+        if assigned:
+            await self.redis_call(
+                lambda: self.redis.sadd(self.keys.partitions(), *(tp.partition for tp in assigned))
+            )
         log.info("assigned partitions %s", sorted(tp.partition for tp in assigned))
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -52,16 +63,51 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         if revoked:
             log.info("revoked partitions %s", sorted(tp.partition for tp in revoked))
 
+    async def resume(self, tp: TopicPartition) -> None:
+        """Seek tp to the offset after the one Redis holds for it."""
+        stored = await self.redis_call(lambda: self.writer.stored_offset(tp.partition))
+        if stored is None:
+            return  # stopping while Redis is down: nothing applied, nothing lost
+        self.applied[tp] = stored
+        self.consumer.seek(tp, stored + 1)
+
+    async def redis_call(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Run a Redis call, retrying while Redis is down; None if asked to stop meanwhile."""
+        while True:
+            try:
+                return await call()
+            except RedisError as error:
+                self.stats["redis_retries"] += 1
+                log.warning("Redis unavailable (%r); retrying", error)
+                if self.stop.is_set():
+                    return None
+                await asyncio.sleep(REDIS_RETRY_S)
+
     async def apply(self, tp: TopicPartition, messages: list[Record]) -> None:
         """Apply one partition's fetched records exactly once."""
-        expected = self.applied.get(tp)
-        if expected is None:
+        if tp not in self.consumer.assignment():
             return  # revoked while the batch was in flight
+        if tp not in self.applied:
+            await self.resume(tp)  # the assignment callback could not reach Redis
+            return
+        expected = self.applied[tp]
         fresh = [m for m in messages if m.offset > expected]
         if not fresh:
             return
+        if fresh[0].offset > expected + 1 and self.gaps.get(tp) != expected:
+            # Records in between were not fetched (a seek raced a prefetch): fetch them.
+            self.gaps[tp] = expected
+            self.consumer.seek(tp, expected + 1)
+            return
+        if fresh[0].offset > expected + 1:
+            log.error("partition %d: offsets %d..%d are gone from Kafka (retention?)",
+                      tp.partition, expected + 1, fresh[0].offset - 1)  # fmt: skip
         batch = summarize(tp.partition, fresh)
-        result = await self.writer.apply(batch, expected, int(time.time() * 1000))
+        result = await self.redis_call(
+            lambda: self.writer.apply(batch, expected, int(time.time() * 1000))
+        )
+        if result is None:
+            return
         if result.applied:
             self.applied[tp] = batch.last_offset
             self.stats["events"] += batch.events
@@ -69,8 +115,9 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             self.stats["duplicates"] += result.duplicates
             self.stats["undecodable"] += batch.undecodable
             return
-        # Another consumer moved this partition on (we were a zombie) or Redis went back
-        # in time (restored from its AOF): resume from what Redis holds.
+        # Another consumer moved this partition on (we were a zombie), Redis went back in
+        # time (restarted from its AOF), or a retried write had in fact landed: resume from
+        # what Redis holds.
         self.stats["fenced"] += 1
         log.warning(
             "partition %d: Redis holds offset %d, expected %d; resuming from there",
@@ -79,6 +126,14 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         if tp in self.consumer.assignment():
             self.applied[tp] = result.stored_offset
             self.consumer.seek(tp, result.stored_offset + 1)
+
+    async def register_partitions(self) -> None:
+        """Re-announce the owned partitions now and then, in case Redis lost the set."""
+        if time.monotonic() - self.registered_at < REGISTER_EVERY_S or not self.applied:
+            return
+        self.registered_at = time.monotonic()
+        partitions = [tp.partition for tp in self.applied]
+        await self.redis_call(lambda: self.redis.sadd(self.keys.partitions(), *partitions))
 
     async def commit_advisory(self) -> None:
         """Tell Kafka how far we are, for standard lag tools; Redis stays the source of truth."""
@@ -90,9 +145,9 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         except KafkaError as error:
             log.debug("advisory commit failed: %r", error)
 
-    async def consume(self, stop: asyncio.Event) -> None:
+    async def consume(self) -> None:
         """Poll and apply until stop is set; a batch in progress is always finished."""
-        while not stop.is_set():
+        while not self.stop.is_set():
             fetched = await self.consumer.getmany(
                 timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL
             )
@@ -100,6 +155,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.apply(tp, [Record(m.offset, m.value) for m in messages])
             if fetched:
                 await self.commit_advisory()
+            await self.register_partitions()
 
 
 async def run(settings: Settings) -> None:
@@ -114,10 +170,10 @@ async def run(settings: Settings) -> None:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    aggregator = Aggregator(
-        consumer, BucketWriter(redis, keys, settings.dedup_window_s * 1000), redis, keys
-    )
     stop = asyncio.Event()
+    aggregator = Aggregator(
+        consumer, BucketWriter(redis, keys, settings.dedup_window_s * 1000), redis, keys, stop
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -127,9 +183,17 @@ async def run(settings: Settings) -> None:
         log.info(
             "aggregator consuming %s in group %s", settings.usage_topic, settings.consumer_group
         )
-        await aggregator.consume(stop)
-        await aggregator.commit_advisory()
+        await aggregator.consume()
     finally:
-        await consumer.stop()
+        # Bounded: with Kafka gone, leaving the group could otherwise wait for ever. Nothing
+        # is lost by cutting it short; Redis holds the offsets.
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                await aggregator.commit_advisory()
+                await consumer.stop()
+        except TimeoutError:
+            log.warning(
+                "Kafka did not answer within %.0f s while leaving the group", SHUTDOWN_TIMEOUT_S
+            )
         await redis.aclose()
         log.info("aggregator stopped: %s", dict(aggregator.stats))

@@ -15,6 +15,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 only while Kafka answers, so a load balancer sends traffic elsewhere meanwhile."""
-    if await request.app[PRODUCER].is_reachable():
+    if request.app[PRODUCER].reachable:
         return json_response({"status": "ready", "kafka": "ok"})
     return json_response({"status": "unavailable", "kafka": "unreachable"}, status=503)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from redis.exceptions import RedisError
+
 from collector.limits import NameLimits
+from collector.producer import Unavailable
 from common.events import FieldError, UsageEvent
 from common.services import Service
 
@@ -12,7 +15,19 @@ from common.services import Service
 async def limit_errors(
     limits: NameLimits, services: Mapping[str, Service], events: Sequence[UsageEvent]
 ) -> list[tuple[int, FieldError]]:
-    """Register the events' module and activity names; list the events a limit refuses."""
+    """Register the events' module and activity names; list the events a limit refuses.
+
+    Raises Unavailable when the shared name registry (Redis) cannot be reached.
+    """
+    try:
+        return await _limit_errors(limits, services, events)
+    except RedisError as error:
+        raise Unavailable(f"name registry unreachable: {error}") from error
+
+
+async def _limit_errors(
+    limits: NameLimits, services: Mapping[str, Service], events: Sequence[UsageEvent]
+) -> list[tuple[int, FieldError]]:
     errors: list[tuple[int, FieldError]] = []
     for service_id in sorted({event.service_id for event in events}):
         service = services[service_id]

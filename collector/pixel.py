@@ -11,7 +11,7 @@ from aiohttp import web
 
 from collector.context import LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
-from collector.producer import KafkaUnavailable
+from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, validate_event
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -90,11 +90,11 @@ async def pixel(request: web.Request) -> web.Response:
         event = validate_event(pixel_event(params), services, received_ms)
     except InvalidEvent as invalid:
         return gif(400, pixel_error(invalid.errors[0]))
-    refused = await limit_errors(request.app[LIMITS], services, [event])
-    if refused:
-        return gif(400, pixel_error(refused[0][1]))
     try:
+        refused = await limit_errors(request.app[LIMITS], services, [event])
+        if refused:
+            return gif(400, pixel_error(refused[0][1]))
         await request.app[PRODUCER].publish([event])
-    except KafkaUnavailable:
+    except Unavailable:
         return gif(503, "events cannot be stored right now")
     return gif(200)

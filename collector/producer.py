@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -15,8 +16,12 @@ from common.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not acknowledge the events in time; they may not be durable."""
+class Unavailable(RuntimeError):
+    """Events cannot be made durable right now; the client should retry (503)."""
+
+
+class KafkaUnavailable(Unavailable):
+    """Kafka did not acknowledge the events in time, or is known to be unreachable."""
 
 
 class EventProducer:
@@ -31,12 +36,16 @@ class EventProducer:
             max_batch_size=256 * 1024,
             request_timeout_ms=settings.produce_timeout_ms,
         )
+        self.reachable = False
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self, attempts: int = 60) -> None:
         """Connect to Kafka, retrying for a while when it is not up yet."""
         for attempt in range(1, attempts + 1):
             try:
                 await self._producer.start()
+                self.reachable = True
+                self._watch = asyncio.create_task(self._watch_reachability())
                 return
             except KafkaError as error:
                 if attempt == attempts:
@@ -46,13 +55,33 @@ class EventProducer:
 
     async def stop(self) -> None:
         """Send what is buffered, then disconnect."""
-        await self._producer.stop()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        try:
+            async with asyncio.timeout(self.timeout_s + 5):
+                await self._producer.stop()
+        except TimeoutError:
+            log.error("Kafka did not take the last buffered events before shutdown")
+
+    async def _watch_reachability(self) -> None:
+        """Probe the cluster every second, so that requests fail fast while it is down."""
+        while True:
+            reachable = await self.is_reachable()
+            if reachable != self.reachable:
+                log.warning("Kafka is %s", "reachable again" if reachable else "unreachable")
+            self.reachable = reachable
+            await asyncio.sleep(1)
 
     async def publish(self, events: Sequence[UsageEvent]) -> None:
         """Put events on Kafka and return once all are acknowledged (acks=all, idempotent).
 
-        Raises KafkaUnavailable when any is not acknowledged within the produce timeout.
+        Raises KafkaUnavailable when any is not acknowledged within the produce timeout,
+        or at once, sending nothing, while the cluster is known to be unreachable.
         """
+        if not self.reachable:
+            raise KafkaUnavailable("Kafka is unreachable")
         try:
             async with asyncio.timeout(self.timeout_s):
                 acknowledgements = [

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from collector.context import LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
-from collector.producer import KafkaUnavailable
+from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
 from common.http import bearer_key, json_error, json_response, service_of_key
 from common.services import Service
@@ -82,12 +82,12 @@ async def accept(request: web.Request, service: Service, batch: list[Any]) -> we
     foreign = sorted({event.service_id for event in events} - {service.id})
     if foreign:
         return json_error(403, f"this key cannot send events for service {foreign[0]}")
-    refused = await limit_errors(request.app[LIMITS], services, events)
-    if refused:
-        return errors_response(refused)
     try:
+        refused = await limit_errors(request.app[LIMITS], services, events)
+        if refused:
+            return errors_response(refused)
         await request.app[PRODUCER].publish(events)
-    except KafkaUnavailable:
+    except Unavailable:
         return json_error(
             503, "events cannot be stored right now; retry later", {"Retry-After": RETRY_AFTER_S}
         )

@@ -24,6 +24,7 @@ class Settings:
     redis_key_prefix: str = "usage"
     produce_timeout_ms: int = 10_000
     dedup_window_s: int = 72 * 3600
+    flush_fsync_wait_ms: int = 2500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             redis_key_prefix=_text(env, "REDIS_KEY_PREFIX", defaults.redis_key_prefix),
             produce_timeout_ms=_integer(env, "PRODUCE_TIMEOUT_MS", defaults.produce_timeout_ms),
             dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
+            flush_fsync_wait_ms=_integer(env, "FLUSH_FSYNC_WAIT_MS", defaults.flush_fsync_wait_ms),
         )
         settings.check()
         return settings
@@ -68,6 +70,8 @@ class Settings:
             raise SettingsError("USAGE_TOPIC_PARTITIONS must be at least 1")
         if self.produce_timeout_ms < 100:
             raise SettingsError("PRODUCE_TIMEOUT_MS must be at least 100")
+        if self.flush_fsync_wait_ms < 0:
+            raise SettingsError("FLUSH_FSYNC_WAIT_MS must not be negative")
         if self.dedup_window_s < 48 * 3600:
             raise SettingsError("DEDUP_WINDOW_S must be at least 172800 (48 hours)")
 

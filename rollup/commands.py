@@ -35,7 +35,7 @@ async def flush(settings: Settings, service_id: str, day: date, force: bool) -> 
     redis = Redis.from_url(settings.redis_url)
     try:
         live = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
-        return await flush_day(live, store, service_id, day)
+        return await flush_day(live, store, service_id, day, settings.flush_fsync_wait_ms / 1000)
     finally:
         await redis.aclose()
         await store.close()

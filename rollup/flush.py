@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from rollup.faults import crash_point
 from rollup.live import LiveBuckets
 from rollup.store import Flush, Store
 
@@ -25,59 +27,67 @@ class FlushReport:
     seconds: float
 
 
-async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> int:
-    """Complete flushes a crash left half done in partition; return how many there were."""
+async def stage_partition(
+    live: LiveBuckets, partition: int, service_id: str, day: date
+) -> str | None:
+    """Rename one partition's live buckets of (service, day) under a new flush id."""
+    accounts = await live.accounts(partition, service_id, day)
+    if not accounts:
+        return None
+    flush_id = str(uuid.uuid4())
+    await live.stage(partition, service_id, day, flush_id, accounts)
+    return flush_id
+
+
+async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> tuple[int, int]:
+    """Commit every staged flush of partition not yet in SQL, then drop the staged buckets.
+
+    Exactly once: the SQL transaction records the flush id with the counts, and staged
+    buckets are dropped only after it; a run after a crash anywhere commits an
+    uncommitted id once and only drops a committed one. Returns (rows, events) committed.
+    """
     staged = await live.staged(partition)
-    if not staged:
-        return 0
     committed = await store.committed(staged)
+    rows_total = events_total = 0
     for flush_id, (service_id, day) in staged.items():
         if flush_id not in committed:
             rows = await live.staged_rows(partition, flush_id, service_id, day)
             flush = Flush(flush_id, service_id, day, partition, datetime.now(UTC))
-            await store.commit_flush(flush, rows)
+            if await store.commit_flush(flush, rows):
+                rows_total += len(rows)
+                events_total += sum(row.count for row in rows)
+            crash_point("committed")
         await live.drop_staged(partition, flush_id)
-    log.info("partition %d: finished %d interrupted flushes", partition, len(staged))
-    return len(staged)
+    return rows_total, events_total
 
 
-async def flush_partition(
-    live: LiveBuckets, store: Store, partition: int, service_id: str, day: date
-) -> tuple[int, int]:
-    """Flush one partition's buckets of (service, day); return (rows, events).
+async def flush_day(
+    live: LiveBuckets, store: Store, service_id: str, day: date, fsync_wait_s: float
+) -> FlushReport:
+    """Flush every partition's live buckets of a service's day; safe to repeat.
 
-    Exactly once: buckets are renamed under a new flush id, the SQL transaction records
-    that id with the counts, and only then are the renamed buckets deleted; a re-run
-    after a crash anywhere commits an uncommitted id once and drops a committed one.
+    Between staging and committing it waits fsync_wait_s, so that Redis's append-only
+    file holds the renames before SQL holds the counts: a Redis that restarts from its
+    AOF cannot bring back buckets that SQL has already counted.
     """
-    accounts = await live.accounts(partition, service_id, day)
-    if not accounts:
-        return 0, 0
-    flush = Flush(str(uuid.uuid4()), service_id, day, partition, datetime.now(UTC))
-    await live.stage(partition, service_id, day, flush.flush_id, accounts)
-    rows = await live.staged_rows(partition, flush.flush_id, service_id, day)
-    await store.commit_flush(flush, rows)
-    await live.drop_staged(partition, flush.flush_id)
-    return len(rows), sum(row.count for row in rows)
-
-
-async def flush_day(live: LiveBuckets, store: Store, service_id: str, day: date) -> FlushReport:
-    """Flush every partition's live buckets of a service's day; safe to repeat."""
     started = time.monotonic()
     partitions = await live.partitions()
-    recovered = rows = events = 0
+    pending = sum([len(await live.staged(partition)) for partition in partitions])
+    staged = [await stage_partition(live, p, service_id, day) for p in partitions]
+    crash_point("staged")
+    if any(staged) or pending:
+        await asyncio.sleep(fsync_wait_s)
+    rows = events = 0
     for partition in partitions:
-        recovered += await finish_staged(live, store, partition)
-        partition_rows, partition_events = await flush_partition(
-            live, store, partition, service_id, day
-        )
+        partition_rows, partition_events = await finish_staged(live, store, partition)
         rows += partition_rows
         events += partition_events
     report = FlushReport(
-        service_id, day, len(partitions), rows, events, recovered, time.monotonic() - started
+        service_id, day, len(partitions), rows, events, pending, time.monotonic() - started
     )
     log.info(
-        "flushed %s %s: %d rows, %d events from %d partitions in %.2f s",
-        service_id, day, rows, events, len(partitions), report.seconds,
+        "flushed %s %s: %d rows, %d events from %d partitions (%d interrupted flushes "
+        "finished) in %.2f s",
+        service_id, day, rows, events, len(partitions), pending, report.seconds,
     )  # fmt: skip
     return report

@@ -9,6 +9,7 @@ from datetime import date
 from redis.asyncio import Redis
 
 from common.keys import KeyLayout, decode_parts, encode_parts
+from rollup.faults import crash_point
 from rollup.store import CountRow
 
 CHUNK = 1000
@@ -163,6 +164,7 @@ class LiveBuckets:
             await self.redis.delete(
                 *(self.keys.staged_bucket(partition, flush_id, account) for account in chunk)
             )
+        crash_point("dropped-buckets")
         await self.redis.delete(accounts_key)
         await self.redis.hdel(self.keys.staged(partition), flush_id)
 

@@ -114,28 +114,27 @@ class Store:
     async def commit_flush(self, flush: Flush, rows: Sequence[CountRow]) -> bool:
         """Add rows to the durable counts and record the flush, in one transaction.
 
-        Exactly once: a flush id already recorded adds nothing, so a flush re-run after
-        a crash at any step cannot count its buckets twice. False if it was there already.
+        Exactly once: the flush id is the record's primary key and is written first, so a
+        flush re-run after a crash, or run twice at once, adds its counts only once.
+        Returns False when the flush id was committed already.
         """
-        async with self.engine.begin() as connection:
-            done = await connection.execute(
-                sa.select(flushes.c.flush_id).where(flushes.c.flush_id == flush.flush_id)
-            )
-            if done.first() is not None:
-                return False
-            await self._add_counts(connection, rows)
-            await connection.execute(
-                flushes.insert().values(
-                    flush_id=flush.flush_id,
-                    service_id=flush.service_id,
-                    day=flush.day,
-                    partition=flush.partition,
-                    rows=len(rows),
-                    events=sum(row.count for row in rows),
-                    started_at=flush.started_at,
-                    committed_at=datetime.now(UTC),
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    flushes.insert().values(
+                        flush_id=flush.flush_id,
+                        service_id=flush.service_id,
+                        day=flush.day,
+                        partition=flush.partition,
+                        rows=len(rows),
+                        events=sum(row.count for row in rows),
+                        started_at=flush.started_at,
+                        committed_at=datetime.now(UTC),
+                    )
                 )
-            )
+                await self._add_counts(connection, rows)
+        except sa.exc.IntegrityError:
+            return False
         return True
 
     async def _add_counts(self, connection: AsyncConnection, rows: Sequence[CountRow]) -> None:

@@ -81,13 +81,21 @@ def java_argv(libs: Path, config_dir: Path, main_class: str, *args: str) -> list
     ]  # fmt: skip
 
 
-def start(home: Path, port: int = KAFKA_PORT) -> None:
-    """Format (once) and start the KRaft broker unless one already answers on port."""
+def start(
+    home: Path,
+    port: int = KAFKA_PORT,
+    controller_port: int = CONTROLLER_PORT,
+    libs: Path | None = None,
+) -> int | None:
+    """Format (once) and start the KRaft broker unless one already answers on port.
+
+    Returns the new broker's pid. libs may point at jars fetched for another home.
+    """
     pid_file = home / "kafka.pid"
     if read_pid(pid_file) or port_open("127.0.0.1", port):
-        return
+        return None
     kafka_home = home / "kafka"
-    libs = kafka_home / "libs"
+    libs = libs or kafka_home / "libs"
     config_dir = kafka_home / "config"
     log_dir = kafka_home / "data"
     fetch_jars(libs)
@@ -96,7 +104,7 @@ def start(home: Path, port: int = KAFKA_PORT) -> None:
     properties.write_text(
         SERVER_PROPERTIES.format(
             port=port,
-            controller_port=CONTROLLER_PORT,
+            controller_port=controller_port,
             log_dir=log_dir,
             retention_hours=RETENTION_HOURS,
         )
@@ -122,6 +130,7 @@ def start(home: Path, port: int = KAFKA_PORT) -> None:
     )
     wait_for_port("127.0.0.1", port, timeout_s=90, pid=pid)
     print(f"kafka     127.0.0.1:{port} (KRaft, data in {log_dir})", flush=True)
+    return pid
 
 
 def is_running(home: Path, port: int = KAFKA_PORT) -> bool:

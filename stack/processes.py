@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -59,20 +58,35 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start argv detached from this terminal, logging to log_file; record its pid."""
+    """Start argv in its own session, detached from this process, logging to log_file.
+
+    posix_spawn rather than subprocess.Popen: the server outlives the Popen object
+    that would otherwise warn about a child it never waited for.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        process = subprocess.Popen(
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    previous = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        pid = os.posix_spawnp(
+            argv[0],
             argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-            cwd=cwd,
+            dict(os.environ if env is None else env),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, null_fd, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
         )
-    pid_file.write_text(str(process.pid))
-    return process.pid
+    finally:
+        os.chdir(previous)
+        os.close(log_fd)
+        os.close(null_fd)
+    pid_file.write_text(str(pid))
+    return pid
 
 
 def stop(pid_file: Path, timeout_s: float = 30.0) -> bool:

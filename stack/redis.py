@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import redis as redis_client
+
 from stack.processes import port_open, read_pid, spawn, stop, wait_for_port
 
 REDIS_PORT = 6379
@@ -28,6 +30,7 @@ def start(home: Path, port: int = REDIS_PORT) -> None:
     """Start redis-server with AOF (appendfsync everysec) unless one already answers."""
     pid_file = home / "redis.pid"
     if read_pid(pid_file) or port_open("127.0.0.1", port):
+        require_aof(port)
         return
     install()
     data_dir = home / "redis"
@@ -45,6 +48,18 @@ def start(home: Path, port: int = REDIS_PORT) -> None:
     pid = spawn(argv, home / "logs" / "redis.log", pid_file)
     wait_for_port("127.0.0.1", port, timeout_s=20, pid=pid)
     print(f"redis     redis://127.0.0.1:{port}/0 (AOF in {data_dir})", flush=True)
+
+
+def require_aof(port: int) -> None:
+    """Turn AOF on in a Redis this project did not start (a distribution's service, say)."""
+    client = redis_client.Redis(port=port)
+    try:
+        if client.config_get("appendonly").get("appendonly") != "yes":
+            client.config_set("appendonly", "yes")
+            client.config_set("appendfsync", "everysec")
+            print(f"redis on port {port}: turned on appendonly (AOF)", flush=True)
+    finally:
+        client.close()
 
 
 def is_running(home: Path, port: int = REDIS_PORT) -> bool:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,8 @@ from redis.asyncio import Redis
 from common.keys import KeyLayout
 from common.settings import Settings
 from common.topics import ensure_topic
+from load.traffic import CountKey
+from stack.processes import wait_for_port
 from stack.servers import PROJECT_ROOT
 
 SERVICES_TOML = """
@@ -32,7 +37,7 @@ server_key = "acme-server-key-0123456789"
 read_key = "acme-read-key-0123456789"
 allowed_origins = ["http://127.0.0.1:9999"]
 max_modules = 5
-max_activities = 8
+max_activities = 20
 
 [[service]]
 id = "SP-OTHER"
@@ -63,6 +68,7 @@ class Pipeline:
     collector_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.services_file = self.workdir / "services.toml"
@@ -80,6 +86,7 @@ class Pipeline:
             "DATABASE_URL": self.database_url,
             "SERVICES_FILE": str(self.services_file),
             "PYTHONUNBUFFERED": "1",
+            **self.overrides,
         }
 
     @property
@@ -129,20 +136,36 @@ class Pipeline:
         process = self.processes.pop(name)
         if process.poll() is None:
             process.send_signal(sig)
-        return process.wait(timeout=timeout_s)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)
 
+    def flush(self, day: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `python -m rollup flush --force` for SP-ACME's day."""
+        return self.run_command(
+            "rollup", "flush", "--service", "SP-ACME", "--day", day, "--force", env=env
+        )
+
+    def durable_counts(self) -> Counter[CountKey]:
+        return durable_counts(self.database_url)
+
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text()
 
-    def run_command(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run_command(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", *args],
             cwd=PROJECT_ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=120,
@@ -215,3 +238,28 @@ async def get_json(
 ) -> tuple[int, Any]:
     async with session.get(url, params=params, headers={"Authorization": f"Bearer {key}"}) as r:
         return r.status, await r.json()
+
+
+def durable_counts(database_url: str) -> Counter[CountKey]:
+    """Read the durable per-day counts straight from the SQLite file, summed over days."""
+    path = database_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute(
+            "SELECT account_id, user_id, module, activity, SUM(count) FROM daily_counts "
+            "GROUP BY account_id, user_id, module, activity"
+        ).fetchall()
+    return Counter({(a, u, m, v): int(n) for a, u, m, v, n in rows})
+
+
+def start_redis(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start a Redis of the test's own, with AOF in workdir, so a test may kill it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / "redis.log").open("ab") as log:
+        process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_for_port("127.0.0.1", port, timeout_s=20, pid=process.pid)
+    return process

@@ -1,0 +1,272 @@
+"""Fault tests on real processes: whatever crashes, the durable counts equal exactly the
+events the collector acknowledged, no more, no less."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from load.traffic import Ledger, Sender, TrafficShape, batches, with_event_ids
+from rollup.faults import CRASH_EXIT_CODE, STEPS
+from stack import kafka
+from stack.servers import PROJECT_ROOT, STACK_HOME
+from tests.support import ACME_READ_KEY, ACME_SERVER_KEY, Pipeline, free_port, get_json, start_redis
+
+pytestmark = pytest.mark.e2e
+
+TODAY = datetime.now(UTC).date().isoformat()
+SHAPE = TrafficShape(accounts=300, users_per_account=30, seed=11)
+
+
+def mixed_load(count: int, prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Events without ids (sent once) and events with ids (retried until accepted)."""
+    events = [{**e, "account_id": f"{prefix}{e['account_id']}"} for e in SHAPE.events(count)]
+    half = count // 2
+    return events[:half], with_event_ids(events[half:], prefix)
+
+
+async def send(
+    sender: Sender,
+    plain: Sequence[dict[str, Any]],
+    with_ids: Sequence[dict[str, Any]],
+    pause_s: float = 0.02,
+    resend_ids: bool = True,
+) -> None:
+    """Send plain batches once and id batches until accepted (then once more, a retry)."""
+    plain_batches = list(batches(plain, 100))
+    id_batches = list(batches(with_ids, 100))
+    for index in range(max(len(plain_batches), len(id_batches))):
+        if index < len(plain_batches):
+            await sender.post(plain_batches[index])
+        if index < len(id_batches):
+            assert await sender.post_until_accepted(id_batches[index])
+            if resend_ids:
+                await sender.post(id_batches[index])
+        await asyncio.sleep(pause_s)
+
+
+def record(test: str, ledger: Ledger, counted: int, **extra: Any) -> None:
+    """Keep the figures of each fault test for the report (artifacts/, not committed)."""
+    out = PROJECT_ROOT / "artifacts" / "fault-tests.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    line = {
+        "test": test, "events_sent": ledger.sent_events,
+        "events_acknowledged": ledger.acknowledged_events, "count_acknowledged": ledger.total,
+        "count_durable": counted, "statuses": dict(ledger.statuses), **extra,
+    }  # fmt: skip
+    with out.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+async def finish_and_check(pipeline: Pipeline, ledger: Ledger, test: str, **extra: Any) -> None:
+    await pipeline.drain(timeout_s=120)
+    flush = pipeline.flush(TODAY)
+    assert flush.returncode == 0, flush.stderr
+    durable = pipeline.durable_counts()
+    record(test, ledger, sum(durable.values()), **extra)
+    assert ledger.acknowledged_events > 0
+    assert durable == ledger.expected
+
+
+async def run_load_while(
+    pipeline: Pipeline,
+    count: int,
+    prefix: str,
+    fault: Callable[[asyncio.Task[None]], Awaitable[dict[str, Any]]],
+    test: str,
+) -> None:
+    ledger = Ledger()
+    plain, with_ids = mixed_load(count, prefix)
+    async with aiohttp.ClientSession() as session:
+        sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
+        load = asyncio.create_task(send(sender, plain, with_ids))
+        extra = await fault(load)
+        await load
+    await finish_and_check(pipeline, ledger, test, **extra)
+
+
+async def test_aggregator_killed_repeatedly(pipeline: Pipeline) -> None:
+    await pipeline.start_collector()
+    pipeline.start_aggregator()
+    rng = random.Random(3)
+
+    async def kill_repeatedly(load: asyncio.Task[None]) -> dict[str, Any]:
+        kills = 0
+        while not load.done() or kills < 6:
+            await asyncio.sleep(rng.uniform(0.8, 2.5))
+            pipeline.stop("aggregator", signal.SIGKILL)
+            kills += 1
+            pipeline.start_aggregator()
+        return {"kills": kills}
+
+    await run_load_while(pipeline, 30_000, "k", kill_repeatedly, "aggregator kill -9")
+
+
+async def test_rebalances_and_a_zombie_consumer(pipeline: Pipeline) -> None:
+    await pipeline.start_collector()
+    for name in ("agg1", "agg2", "agg3"):
+        pipeline.start_aggregator(name)
+
+    async def churn(load: asyncio.Task[None]) -> dict[str, Any]:
+        await asyncio.sleep(2)
+        pipeline.stop("agg2")  # leaves the group cleanly
+        await asyncio.sleep(1)
+        pipeline.start_aggregator("agg4")  # joins
+        await asyncio.sleep(2)
+        zombie = pipeline.processes["agg1"]
+        os.kill(zombie.pid, signal.SIGSTOP)  # past the 10 s session timeout: evicted
+        await asyncio.sleep(14)
+        os.kill(zombie.pid, signal.SIGCONT)  # wakes up believing it still owns partitions
+        await asyncio.sleep(2)
+        pipeline.stop("agg3", signal.SIGKILL)
+        pipeline.start_aggregator("agg5")
+        return {"members_changed": 5}
+
+    await run_load_while(pipeline, 30_000, "z", churn, "rebalances and a zombie")
+
+
+async def test_redis_killed_and_restarted_from_its_aof(pipeline: Pipeline, tmp_path: Path) -> None:
+    port = free_port()
+    redis_dir = tmp_path / "redis"
+    redis = start_redis(redis_dir, port)
+    pipeline.overrides["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    await pipeline.start_collector()
+    pipeline.start_aggregator()
+
+    async def kill_redis(load: asyncio.Task[None]) -> dict[str, Any]:
+        nonlocal redis
+        await asyncio.sleep(3)
+        redis.kill()  # kill -9: everything written to the AOF survives
+        redis.wait()
+        await asyncio.sleep(1)
+        redis = start_redis(redis_dir, port)
+        # Then the harder case: a restart that lost the AOF's last seconds (as after a
+        # power cut with appendfsync everysec). Counts and offsets go back in time together.
+        await asyncio.sleep(2)
+        shutil.copytree(redis_dir / "appendonlydir", tmp_path / "aof-snapshot")
+        await asyncio.sleep(1.5)
+        redis.kill()
+        redis.wait()
+        shutil.rmtree(redis_dir / "appendonlydir")
+        shutil.copytree(tmp_path / "aof-snapshot", redis_dir / "appendonlydir")
+        redis = start_redis(redis_dir, port)
+        return {"redis_kills": 2, "aof_rollbacks": 1}
+
+    try:
+        await run_load_while(pipeline, 30_000, "r", kill_redis, "redis kill -9")
+        assert "Redis holds offset" in pipeline.log("aggregator")  # it did go back in time
+    finally:
+        redis.kill()
+        redis.wait()
+
+
+async def test_kafka_broker_stopped_and_restarted(pipeline: Pipeline, tmp_path: Path) -> None:
+    home = tmp_path / "kafka-home"
+    port, controller_port = free_port(), free_port()
+    kafka.start(home, port, controller_port, libs=STACK_HOME / "kafka" / "libs")
+    pipeline.overrides["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
+    await pipeline.create_topic()
+    await pipeline.start_collector()
+    pipeline.start_aggregator()
+
+    async def stop_broker(load: asyncio.Task[None]) -> dict[str, Any]:
+        await asyncio.sleep(3)
+        pid = int((home / "kafka.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        async with aiohttp.ClientSession() as session:
+            await asyncio.sleep(3)
+            async with session.get(f"{pipeline.collector_url}/readyz") as response:
+                ready_while_down = response.status
+            await asyncio.sleep(3)
+            kafka.start(home, port, controller_port, libs=STACK_HOME / "kafka" / "libs")
+            for _ in range(100):
+                async with session.get(f"{pipeline.collector_url}/readyz") as response:
+                    if response.status == 200:
+                        break
+                await asyncio.sleep(0.2)
+            ready_after = response.status
+        assert (ready_while_down, ready_after) == (503, 200)
+        return {"broker_restarts": 1}
+
+    ledger = Ledger()
+    # While Kafka is down a 503 cannot tell whether the event reached Kafka, so this client
+    # does what the contract asks of careful clients: every event has an id and every
+    # batch is retried until accepted. Then each event must count exactly once.
+    events = with_event_ids(
+        [{**e, "account_id": f"b{e['account_id']}"} for e in SHAPE.events(30_000)], "b"
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
+            load = asyncio.create_task(send(sender, [], events, resend_ids=False))
+            extra = await stop_broker(load)
+            await load
+        assert ledger.acknowledged_events == 30_000
+        assert ledger.statuses[503] > 0
+        await finish_and_check(pipeline, ledger, "kafka broker kill -9", **extra)
+    finally:
+        pipeline.stop_all()
+        kafka.stop_server(home)
+    assert "Kafka is unreachable" in pipeline.log("collector")
+
+
+async def test_flusher_killed_at_each_step_then_rerun(pipeline: Pipeline) -> None:
+    await pipeline.start_collector()
+    pipeline.start_aggregator()
+    await pipeline.start_api()
+    ledger = Ledger()
+    async with aiohttp.ClientSession() as session:
+        sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
+        for round_number, step in enumerate(STEPS):
+            plain, with_ids = mixed_load(4_000, f"f{round_number}")
+            await send(sender, plain, with_ids, pause_s=0)
+            await pipeline.drain()
+            crashed = pipeline.flush(TODAY, FLUSH_CRASH_AT=step)
+            assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+            # Whatever the crash left, queries see every acknowledged event exactly once.
+            top_account = "f0acct-0"
+            expected = sum(n for (a, *_), n in ledger.expected.items() if a == top_account)
+            status, body = await get_json(
+                session,
+                f"{pipeline.api_url}/v1/services/SP-ACME/accounts/{top_account}/usage",
+                ACME_READ_KEY,
+                {"from": TODAY, "to": TODAY, "by": ""},
+            )
+            assert (status, body) == (200, {"rows": [{"count": expected}]}), step
+    await finish_and_check(pipeline, ledger, "flusher crashes", steps=list(STEPS))
+    leftovers = [k for k in await pipeline.redis_keys() if ":bucket:" in k or ":staged" in k]
+    assert leftovers == []
+
+
+async def test_client_retries_after_timeouts_reusing_event_ids(pipeline: Pipeline) -> None:
+    await pipeline.start_collector()
+    pipeline.start_aggregator()
+    ledger = Ledger()
+    events = with_event_ids(
+        [{**e, "account_id": f"c{e['account_id']}"} for e in SHAPE.events(20_000)], "c"
+    )
+    async with aiohttp.ClientSession() as session:
+        sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
+        for batch in batches(events, 100):
+            await sender.post(batch, timeout_s=0.002)  # the client gives up waiting
+            assert await sender.post_until_accepted(batch)
+            await sender.post(batch)  # and, to be sure, sends it once more
+    assert ledger.acknowledged_events == 20_000
+    await finish_and_check(pipeline, ledger, "client retries with event_id")
+
+
+def test_kafka_jars_are_there_for_the_dedicated_broker() -> None:
+    assert any((STACK_HOME / "kafka" / "libs").glob("kafka_2.13-*.jar"))
+    assert subprocess.run(["redis-server", "--version"], capture_output=True).returncode == 0
