@@ -51,6 +51,17 @@ return {1, tonumber(ARGV[2]), duplicates}
 """
 
 
+# Records that the consumer has applied everything up to the partition's end as of
+# caught_up_ms, only if Redis still holds the offset it applied (so a zombie cannot claim it).
+MARK_CAUGHT_UP = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
+if stored ~= tonumber(ARGV[1]) then return 0 end
+local current = tonumber(redis.call('HGET', KEYS[1], 'caught_up_ms') or '0')
+if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], 'caught_up_ms', ARGV[2]) end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     applied: bool
@@ -66,6 +77,7 @@ class BucketWriter:
         self._keys = keys
         self._dedup_window_ms = dedup_window_ms
         self._apply = redis.register_script(APPLY_BATCH)
+        self._mark_caught_up = redis.register_script(MARK_CAUGHT_UP)
 
     async def stored_offset(self, partition: int) -> int:
         """Return the last offset applied for partition, or -1."""
@@ -81,6 +93,15 @@ class BucketWriter:
         keys, args = self.script_arguments(batch, expected_offset, now_ms)
         applied, stored, duplicates = await self._apply(keys=keys, args=args)
         return ApplyResult(bool(applied), int(stored), int(duplicates))
+
+    async def mark_caught_up(self, caught_up: dict[int, tuple[int, int]]) -> None:
+        """Record, per partition, (applied offset, time it was the partition's end)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition, (offset, at_ms) in caught_up.items():
+                await self._mark_caught_up(
+                    keys=[self._keys.applied(partition)], args=[offset, at_ms], client=pipe
+                )
+            await pipe.execute()
 
     def script_arguments(
         self, batch: PartitionBatch, expected_offset: int, now_ms: int

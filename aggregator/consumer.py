@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from aggregator.batch import Record, summarize
 from aggregator.buckets import BucketWriter
+from common.clock import Clock
 from common.keys import KeyLayout
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -28,6 +29,7 @@ POLL_TIMEOUT_MS = 500
 REDIS_RETRY_S = 0.5
 REGISTER_EVERY_S = 10.0
 SHUTDOWN_TIMEOUT_S = 10.0
+CAUGHT_UP_EVERY_MS = 500
 
 T = TypeVar("T")
 
@@ -36,12 +38,14 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
     """Counts a consumer's partitions into Redis; the offsets stored there are the truth."""
 
     def __init__(self, consumer: AIOKafkaConsumer, writer: BucketWriter, redis: Redis,
-                 keys: KeyLayout, stop: asyncio.Event) -> None:  # fmt: skip
+                 keys: KeyLayout, stop: asyncio.Event, clock: Clock) -> None:  # fmt: skip
         self.consumer = consumer
         self.writer = writer
         self.redis = redis
         self.keys = keys
         self.stop = stop
+        self.clock = clock
+        self.caught_up_marked: dict[TopicPartition, int] = {}
         self.applied: dict[TopicPartition, int] = {}
         self.gaps: dict[TopicPartition, int] = {}
         self.stats: Counter[str] = Counter()
@@ -104,7 +108,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                       tp.partition, expected + 1, fresh[0].offset - 1)  # fmt: skip
         batch = summarize(tp.partition, fresh)
         result = await self.redis_call(
-            lambda: self.writer.apply(batch, expected, int(time.time() * 1000))
+            lambda: self.writer.apply(batch, expected, self.clock.now_ms())
         )
         if result is None:
             return
@@ -132,8 +136,31 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         if time.monotonic() - self.registered_at < REGISTER_EVERY_S or not self.applied:
             return
         self.registered_at = time.monotonic()
-        partitions = [tp.partition for tp in self.applied]
+        # Every partition of the topic, owned or not: one nobody consumes must hold days back.
+        topic = next(iter(self.applied)).topic
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        partitions |= {tp.partition for tp in self.applied}
         await self.redis_call(lambda: self.redis.sadd(self.keys.partitions(), *partitions))
+
+    async def mark_caught_up(self) -> None:
+        """Record the partitions whose end we have applied, as of their last fetch.
+
+        This is the watermark the flusher waits for: a partition caught up at time T has
+        applied everything appended before T, so also every event received before T minus
+        the produce timeout.
+        """
+        caught_up: dict[int, tuple[int, int]] = {}
+        for tp, offset in self.applied.items():
+            highwater = self.consumer.highwater(tp)
+            fetched_at = self.consumer.last_poll_timestamp(tp)
+            if highwater is None or fetched_at is None or offset + 1 < highwater:
+                continue
+            at_ms = self.clock.shifted(fetched_at)
+            if at_ms - self.caught_up_marked.get(tp, 0) >= CAUGHT_UP_EVERY_MS:
+                caught_up[tp.partition] = (offset, at_ms)
+                self.caught_up_marked[tp] = at_ms
+        if caught_up:
+            await self.redis_call(lambda: self.writer.mark_caught_up(caught_up))
 
     async def commit_advisory(self) -> None:
         """Tell Kafka how far we are, for standard lag tools; Redis stays the source of truth."""
@@ -156,6 +183,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             if fetched:
                 await self.commit_advisory()
             await self.register_partitions()
+            await self.mark_caught_up()
 
 
 async def run(settings: Settings) -> None:
@@ -172,7 +200,12 @@ async def run(settings: Settings) -> None:
     )
     stop = asyncio.Event()
     aggregator = Aggregator(
-        consumer, BucketWriter(redis, keys, settings.dedup_window_s * 1000), redis, keys, stop
+        consumer,
+        BucketWriter(redis, keys, settings.dedup_window_s * 1000),
+        redis,
+        keys,
+        stop,
+        settings.clock(),
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,10 +7,12 @@ from redis.asyncio import Redis
 
 from collector.limits import NameLimits
 from collector.producer import EventProducer
+from common.clock import Clock
 from common.services import Service
 from common.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", dict[str, Service])
 PRODUCER = web.AppKey("producer", EventProducer)
 LIMITS = web.AppKey("limits", NameLimits)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from collector.context import LIMITS, PRODUCER, REDIS, SERVICES, SETTINGS
+from collector.context import CLOCK, LIMITS, PRODUCER, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
 from collector.pixel import pixel
@@ -48,6 +48,7 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     # Slack over the 1 MiB limit so the handler, not the framework, answers 413 in JSON.
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
     app[SETTINGS] = settings
+    app[CLOCK] = settings.clock()
     app[SERVICES] = services
     app.cleanup_ctx.append(clients)
     app.router.add_get("/pixel.gif", pixel)

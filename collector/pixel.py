@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from collector.context import LIMITS, PRODUCER, SERVICES
+from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, validate_event
@@ -78,7 +77,7 @@ def gif(status: int, error: str = "") -> web.Response:
 
 async def pixel(request: web.Request) -> web.Response:
     """Accept one hit; 200 once Kafka has acknowledged it."""
-    received_ms = int(time.time() * 1000)
+    received_ms = request.app[CLOCK].now_ms()
     params: Mapping[str, str]
     if request.method == "POST":
         form = await request.post()

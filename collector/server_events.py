@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from collector.context import LIMITS, PRODUCER, SERVICES
+from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
@@ -76,7 +75,7 @@ def errors_response(errors: list[tuple[int, FieldError]]) -> web.Response:
 async def accept(request: web.Request, service: Service, batch: list[Any]) -> web.Response:
     """Validate, check limits and publish a whole batch; 202 once Kafka has all of it."""
     services = request.app[SERVICES]
-    events, errors = validate_batch(batch, services, service, int(time.time() * 1000))
+    events, errors = validate_batch(batch, services, service, request.app[CLOCK].now_ms())
     if errors:
         return errors_response(errors)
     foreign = sorted({event.service_id for event in events} - {service.id})

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.clock import Clock
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -25,6 +27,21 @@ class Settings:
     produce_timeout_ms: int = 10_000
     dedup_window_s: int = 72 * 3600
     flush_fsync_wait_ms: int = 2500
+    flusher_interval_ms: int = 2000
+    clock_shift_file: Path | None = None
+
+    @property
+    def watermark_slack_ms(self) -> int:
+        """How long after its receipt an event may still be appended to Kafka.
+
+        The collector gives up on an acknowledgement after produce_timeout_ms; one more
+        second covers the broker's own latency. A day is complete only once every
+        partition has applied everything received up to its end plus this slack.
+        """
+        return self.produce_timeout_ms + 1000
+
+    def clock(self) -> Clock:
+        return Clock(self.clock_shift_file)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +60,8 @@ class Settings:
             produce_timeout_ms=_integer(env, "PRODUCE_TIMEOUT_MS", defaults.produce_timeout_ms),
             dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
             flush_fsync_wait_ms=_integer(env, "FLUSH_FSYNC_WAIT_MS", defaults.flush_fsync_wait_ms),
+            flusher_interval_ms=_integer(env, "FLUSHER_INTERVAL_MS", defaults.flusher_interval_ms),
+            clock_shift_file=Path(env["CLOCK_SHIFT_FILE"]) if env.get("CLOCK_SHIFT_FILE") else None,
         )
         settings.check()
         return settings
@@ -70,6 +89,8 @@ class Settings:
             raise SettingsError("USAGE_TOPIC_PARTITIONS must be at least 1")
         if self.produce_timeout_ms < 100:
             raise SettingsError("PRODUCE_TIMEOUT_MS must be at least 100")
+        if self.flusher_interval_ms < 100:
+            raise SettingsError("FLUSHER_INTERVAL_MS must be at least 100")
         if self.flush_fsync_wait_ms < 0:
             raise SettingsError("FLUSH_FSYNC_WAIT_MS must not be negative")
         if self.dedup_window_s < 48 * 3600:

@@ -1,4 +1,4 @@
-"""python -m rollup flush|serve: durable daily counts and the query API."""
+"""python -m rollup flush|flusher|serve: durable daily counts and the query API."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 from common.days import parse_day
 from common.runtime import configure_logging, run_main
 from common.settings import Settings, SettingsError
-from rollup import commands
+from rollup import commands, flusher
+
+NOT_COMPLETE_EXIT_CODE = 3
 
 
 def main() -> None:
@@ -18,6 +20,7 @@ def main() -> None:
     flush.add_argument("--service", required=True)
     flush.add_argument("--day", required=True, type=parse_day, help="YYYY-MM-DD")
     flush.add_argument("--force", action="store_true", help="skip the completeness wait")
+    verbs.add_parser("flusher", help="daemon: flush each service's complete days")
     serve = verbs.add_parser("serve", help="the query API and the ops dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8081)
@@ -27,10 +30,15 @@ def main() -> None:
         settings = Settings.from_env()
         if args.verb == "flush":
             run_main(print_report(settings, args.service, args.day, args.force))
+        elif args.verb == "flusher":
+            run_main(flusher.run(settings))
         else:
             run_main(commands.serve(settings, args.host, args.port))
     except SettingsError as error:
         sys.exit(f"rollup {args.verb}: {error}")
+    except commands.NotComplete as error:
+        print(f"rollup flush: {error}; use --force to flush now", file=sys.stderr)
+        sys.exit(NOT_COMPLETE_EXIT_CODE)
 
 
 async def print_report(settings: Settings, service_id: str, day: object, force: bool) -> None:

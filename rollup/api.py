@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -14,6 +14,7 @@ from common.http import bearer_key, json_error, json_response, service_of_key
 from common.keys import KeyLayout
 from common.services import Service
 from common.settings import Settings
+from rollup.flusher import Flusher
 from rollup.live import LiveBuckets
 from rollup.store import Store
 from rollup.usage import group_rows, parse_by
@@ -24,6 +25,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", dict[str, Service])
 STORE = web.AppKey("store", Store)
 LIVE = web.AppKey("live", LiveBuckets)
+FLUSHER = web.AppKey("flusher", Flusher)
 
 MAX_RANGE_DAYS = 400
 
@@ -54,7 +56,7 @@ async def account_usage(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}/usage?from=DAY&to=DAY&by=day,module,..."""
     service = authorized_service(request)
     account_id = request.match_info["aid"]
-    today = local_day(int(datetime.now(UTC).timestamp() * 1000), service.timezone)
+    today = local_day(request.app[FLUSHER].clock.now_ms(), service.timezone)
     try:
         first_day = parse_day(request.query.get("from", today.isoformat()))
         last_day = parse_day(request.query.get("to", first_day.isoformat()))
@@ -79,6 +81,14 @@ async def account_usage(request: web.Request) -> web.Response:
     return json_response({"rows": group_rows([*durable_rows, *live_rows], columns)})
 
 
+async def flush_status(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/flush-status: last flushed day, days waiting and why."""
+    service = authorized_service(request)
+    flusher = request.app[FLUSHER]
+    progress = await flusher.live.progress()
+    return json_response(await flusher.service_status(service, progress, flusher.clock.now_ms()))
+
+
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -90,6 +100,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url)
     app[STORE] = store
     app[LIVE] = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
+    app[FLUSHER] = Flusher(app[LIVE], store, app[SERVICES], settings, settings.clock())
     try:
         yield
     finally:
@@ -103,5 +114,6 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     app[SERVICES] = services
     app.cleanup_ctx.append(clients)
     app.router.add_get("/v1/services/{sid}/accounts/{aid}/usage", account_usage)
+    app.router.add_get("/v1/services/{sid}/flush-status", flush_status)
     app.router.add_get("/healthz", healthz)
     return app

@@ -5,40 +5,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from datetime import date
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from common.days import day_end_ms
-from common.keys import KeyLayout
 from common.services import load_services
 from common.settings import Settings, SettingsError
 from rollup.api import build_app
 from rollup.flush import FlushReport, flush_day
-from rollup.live import LiveBuckets
-from rollup.store import Store
+from rollup.flusher import open_flusher
 
 log = logging.getLogger(__name__)
 
 
+class NotComplete(RuntimeError):
+    """The day cannot be flushed yet; the message says why."""
+
+
 async def flush(settings: Settings, service_id: str, day: date, force: bool) -> FlushReport:
-    """Flush one service's day now; without force, only once the day has ended locally."""
-    services = load_services(settings.services_file)
-    service = services.get(service_id)
-    if service is None:
-        raise SettingsError(f"service {service_id} is not in {settings.services_file}")
-    if not force and time.time() * 1000 < day_end_ms(day, service.timezone):
-        raise SettingsError(f"{day} has not ended yet in {service.timezone.key}; use --force")
-    store = await Store.open(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
+    """Flush one service's day now; without force, only once it is over and complete."""
+    flusher, redis = await open_flusher(settings)
     try:
-        live = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
-        return await flush_day(live, store, service_id, day, settings.flush_fsync_wait_ms / 1000)
+        service = flusher.services.get(service_id)
+        if service is None:
+            raise SettingsError(f"service {service_id} is not in {settings.services_file}")
+        if not force:
+            if flusher.clock.now_ms() < day_end_ms(day, service.timezone):
+                raise NotComplete(f"{day} has not ended yet in {service.timezone.key}")
+            behind = await flusher.wait_complete(service, day)
+            if behind == [-1]:
+                raise NotComplete(f"{day} is not complete: no aggregator has reported progress")
+            if behind:
+                raise NotComplete(
+                    f"{day} is not complete: partitions {', '.join(map(str, behind))} have "
+                    "not aggregated everything received before its end"
+                )
+        return await flush_day(
+            flusher.live, flusher.store, service_id, day, settings.flush_fsync_wait_ms / 1000
+        )
     finally:
         await redis.aclose()
-        await store.close()
+        await flusher.store.close()
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:

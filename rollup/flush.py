@@ -61,6 +61,18 @@ async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> tupl
     return rows_total, events_total
 
 
+async def finish_interrupted(live: LiveBuckets, store: Store, fsync_wait_s: float) -> int:
+    """Finish the flushes a crash left staged in any partition; return how many there were."""
+    partitions = await live.partitions()
+    pending = sum([len(await live.staged(partition)) for partition in partitions])
+    if pending:
+        await asyncio.sleep(fsync_wait_s)  # they may have been staged only a moment ago
+        for partition in partitions:
+            await finish_staged(live, store, partition)
+        log.info("finished %d interrupted flushes", pending)
+    return pending
+
+
 async def flush_day(
     live: LiveBuckets, store: Store, service_id: str, day: date, fsync_wait_s: float
 ) -> FlushReport:

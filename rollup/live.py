@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from common.keys import KeyLayout, decode_parts, encode_parts
 from rollup.faults import crash_point
 from rollup.store import CountRow
+from rollup.watermark import PartitionProgress, progress_from_hash
 
 CHUNK = 1000
 
@@ -60,6 +61,24 @@ class LiveBuckets:
         """Return the topic's partitions that aggregators have registered."""
         members = await self.redis.smembers(self.keys.partitions())
         return sorted(int(member) for member in members)
+
+    async def progress(self) -> list[PartitionProgress]:
+        """Return every registered partition's aggregation progress."""
+        partitions = await self.partitions()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hgetall(self.keys.applied(partition))
+            results = await pipe.execute()
+        return [
+            progress_from_hash(p, fields) for p, fields in zip(partitions, results, strict=True)
+        ]
+
+    async def service_live_days(self, service_id: str) -> list[date]:
+        """Return the service's days with live buckets in any partition."""
+        days: set[date] = set()
+        for partition in await self.partitions():
+            days.update(await self.live_days(partition, service_id))
+        return sorted(days)
 
     async def live_days(self, partition: int, service_id: str) -> list[date]:
         """Return the service's days that have live buckets in partition."""

@@ -14,6 +14,7 @@ API_PORT = 8081
 APPS: dict[str, list[str]] = {
     "collector": ["-m", "collector", "--port", str(COLLECTOR_PORT)],
     "aggregator": ["-m", "aggregator"],
+    "flusher": ["-m", "rollup", "flusher"],
     "api": ["-m", "rollup", "serve", "--port", str(API_PORT)],
 }
 PORTS = {"collector": COLLECTOR_PORT, "api": API_PORT}

@@ -136,7 +136,7 @@ async def test_events_flow_to_live_then_durable_counts(pipeline: Pipeline) -> No
 
 async def test_flush_without_force_refuses_a_day_not_over(pipeline: Pipeline) -> None:
     result = pipeline.run_command("rollup", "flush", "--service", "SP-ACME", "--day", "2999-01-01")
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
-        "rollup flush: 2999-01-01 has not ended yet in UTC; use --force"
+    assert result.returncode == 3
+    assert result.stderr.strip().endswith(
+        "rollup flush: 2999-01-01 has not ended yet in UTC; use --force to flush now"
     )
