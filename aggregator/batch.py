@@ -45,6 +45,7 @@ class PartitionBatch:
     max_received_ms: int = 0
     events: int = 0
     undecodable: int = 0
+    account_updates: list[bytes] = field(default_factory=list)
 
     @property
     def buckets(self) -> set[BucketId]:
@@ -65,12 +66,29 @@ def summarize(partition: int, records: Sequence[Record]) -> PartitionBatch:
             batch.undecodable += 1
             continue
         batch.max_received_ms = max(batch.max_received_ms, event.received_ms)
+        if event.account or event.account_attributes or event.user_attributes:
+            batch.account_updates.append(account_update(event))
         if not event.counts_usage:
             continue
         batch.events += 1
         _add(batch, increments, event)
     batch.increments = {bucket: dict(fields) for bucket, fields in increments.items()}
     return batch
+
+
+def account_update(event: UsageEvent) -> bytes:
+    """The registry part of an event, queued in Redis for the flusher to write to SQL."""
+    return orjson.dumps(
+        {
+            "s": event.service_id,
+            "a": event.account_id,
+            "d": event.day,
+            "f": event.account,
+            "aa": event.account_attributes,
+            "u": event.user_id,
+            "ua": event.user_attributes,
+        }
+    )
 
 
 def _add(

@@ -44,6 +44,17 @@ for _ = 1, deduplicated do
   end
   i = i + 4
 end
+local updates = tonumber(ARGV[i]); i = i + 1
+if updates > 0 then
+  local list = KEYS[tonumber(ARGV[i])]; i = i + 1
+  local j = i
+  while j < i + updates do
+    local last = math.min(j + 999, i + updates - 1)
+    redis.call('RPUSH', list, unpack(ARGV, j, last))
+    j = last + 1
+  end
+  i = i + updates
+end
 local received = tonumber(redis.call('HGET', KEYS[1], 'received_ms') or '0')
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'applied_at_ms', ARGV[5],
   'received_ms', math.max(received, tonumber(ARGV[3])))
@@ -142,4 +153,8 @@ class BucketWriter:
         for item in batch.deduplicated:
             seen = key_index(self._keys.seen(partition, item.bucket[0], item.event_id))
             args.extend([seen, bucket_index(item.bucket), item.field, item.count])
+        args.append(len(batch.account_updates))
+        if batch.account_updates:
+            args.append(key_index(self._keys.account_updates(partition)))
+            args.extend(update.decode() for update in batch.account_updates)
         return keys, args

@@ -61,6 +61,10 @@ class KeyLayout:
         """Marker of an event_id already counted (expires after the dedup window)."""
         return f"{self.partition_tag(partition)}:seen:{encode_parts(service_id, event_id)}"
 
+    def account_updates(self, partition: int) -> str:
+        """List of account updates (JSON) applied with the counts, waiting for SQL."""
+        return f"{self.partition_tag(partition)}:account-updates"
+
     def staged(self, partition: int) -> str:
         """Hash: flush id -> encode_parts(service, day) of buckets moved aside for a flush."""
         return f"{self.partition_tag(partition)}:staged"
@@ -72,6 +76,10 @@ class KeyLayout:
         return (
             f"{self.partition_tag(partition)}:staged:{flush_id}:bucket:{encode_parts(account_id)}"
         )
+
+    def rejects(self) -> str:
+        """Hash: reason -> number of events or updates refused after Kafka."""
+        return f"{self.prefix}:rejects:{self.topic}"
 
     def names(self, service_id: str, kind: str) -> str:
         """Set of the service's known module or activity names (kind: module|activity)."""

@@ -1,22 +1,26 @@
-"""The query API: durable and live usage per account, behind each service's read key."""
+"""The query API: usage, accounts, summaries and inactive users, behind each service's keys."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
 from common.days import local_day, parse_day
+from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, text_problem
 from common.http import bearer_key, json_error, json_response, service_of_key
 from common.keys import KeyLayout
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
 from rollup.live import LiveBuckets
-from rollup.store import Store
+from rollup.queries import UsageReader
+from rollup.store import AccountUpdate, Store
 from rollup.usage import group_rows, parse_by
 
 log = logging.getLogger(__name__)
@@ -26,59 +30,190 @@ SERVICES = web.AppKey("services", dict[str, Service])
 STORE = web.AppKey("store", Store)
 LIVE = web.AppKey("live", LiveBuckets)
 FLUSHER = web.AppKey("flusher", Flusher)
+READER = web.AppKey("reader", UsageReader)
 
 MAX_RANGE_DAYS = 400
+ACCOUNT_BODY_FIELDS = {"parent_id", "name", "account_type", "product_id", "attributes"}
 
 
-def authorized_service(request: web.Request) -> Service:
-    """Return the service named in the URL if the read key is its own; else raise 401/403/404."""
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Answer every refusal as {"error": message} with its status."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as error:
+        return json_error(error.status, str(error))
+
+
+def authorized_service(request: web.Request, kind: str = "read") -> Service:
+    """Return the service in the URL if the key is its own: else 401, 404 or 403."""
     services = request.app[SERVICES]
-    service = services.get(request.match_info["sid"])
     key = bearer_key(request)
     if not key:
-        raise web.HTTPUnauthorized(
-            body=b'{"error":"missing Authorization: Bearer <read key>"}',
-            content_type="application/json",
-        )
-    owner = service_of_key(key, services.values(), "read")
+        raise ApiError(401, f"missing Authorization: Bearer <{kind} key>")
+    owner = service_of_key(key, services.values(), kind)
     if owner is None:
-        raise web.HTTPUnauthorized(
-            body=b'{"error":"invalid read key"}', content_type="application/json"
-        )
-    if service is None or owner.id != service.id:
-        raise web.HTTPForbidden(
-            body=b'{"error":"this key cannot read that service"}', content_type="application/json"
+        raise ApiError(401, f"invalid {kind} key")
+    service_id = request.match_info["sid"]
+    service = services.get(service_id)
+    if service is None:
+        raise ApiError(404, f"unknown service {service_id}")
+    if owner.id != service.id:
+        raise ApiError(
+            403, f"this key cannot {'read' if kind == 'read' else 'change'} service {service_id}"
         )
     return service
 
 
-async def account_usage(request: web.Request) -> web.Response:
-    """GET /v1/services/{sid}/accounts/{aid}/usage?from=DAY&to=DAY&by=day,module,..."""
-    service = authorized_service(request)
-    account_id = request.match_info["aid"]
-    today = local_day(request.app[FLUSHER].clock.now_ms(), service.timezone)
+def today_of(request: web.Request, service: Service) -> date:
+    return local_day(request.app[FLUSHER].clock.now_ms(), service.timezone)
+
+
+def day_range(request: web.Request, service: Service) -> tuple[date, date]:
+    today = today_of(request, service)
     try:
         first_day = parse_day(request.query.get("from", today.isoformat()))
         last_day = parse_day(request.query.get("to", first_day.isoformat()))
     except ValueError as error:
-        return json_error(400, f"from/to: {error}")
+        raise ApiError(400, f"from/to: {error}") from None
     if last_day < first_day:
-        return json_error(400, "to must not be before from")
+        raise ApiError(400, "to must not be before from")
     if last_day - first_day > timedelta(days=MAX_RANGE_DAYS):
-        return json_error(400, f"a query spans at most {MAX_RANGE_DAYS} days")
+        raise ApiError(400, f"a query spans at most {MAX_RANGE_DAYS} days")
+    return first_day, last_day
+
+
+def by_columns(request: web.Request) -> list[str]:
     try:
-        columns = parse_by(request.query.get("by", "day"))
+        return parse_by(request.query.get("by", "day"))
     except ValueError as error:
-        return json_error(400, str(error))
-    store, live = request.app[STORE], request.app[LIVE]
-    live_rows, staged_ids = await live.account_rows(service.id, account_id, first_day, last_day)
-    committed = await store.committed(staged_ids)
-    if committed:
-        live_rows, _ = await live.account_rows(
-            service.id, account_id, first_day, last_day, committed
-        )
-    durable_rows = await store.counts(service.id, account_id, first_day, last_day)
-    return json_response({"rows": group_rows([*durable_rows, *live_rows], columns)})
+        raise ApiError(400, str(error)) from None
+
+
+def flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false")
+    if value not in ("true", "false"):
+        raise ApiError(400, f"{name} must be true or false")
+    return value == "true"
+
+
+async def account_usage(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/accounts/{aid}/usage?from&to&rollup&by"""
+    service = authorized_service(request)
+    account_id = request.match_info["aid"]
+    first_day, last_day = day_range(request, service)
+    columns, rollup = by_columns(request), flag(request, "rollup")
+    reader = request.app[READER]
+    rows = await reader.usage(service.id, account_id, first_day, last_day, columns, rollup)
+    if not rows and not await reader.known(service.id, account_id):
+        raise ApiError(404, f"unknown account {account_id}")
+    return json_response({"rows": rows})
+
+
+async def user_usage(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/users/{uid}/usage?account=AID&from&to&by"""
+    service = authorized_service(request)
+    user_id = request.match_info["uid"]
+    account_id = request.query.get("account")
+    if not account_id:
+        raise ApiError(400, "account is required")
+    first_day, last_day = day_range(request, service)
+    columns = by_columns(request)
+    reader = request.app[READER]
+    rows = await reader.rows(service.id, [account_id], first_day, last_day, user_id)
+    return json_response({"rows": group_rows(rows, columns)})
+
+
+async def account_detail(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/accounts/{aid}"""
+    service = authorized_service(request)
+    account_id = request.match_info["aid"]
+    detail = await request.app[READER].detail(service.id, account_id)
+    if detail is None:
+        raise ApiError(404, f"unknown account {account_id}")
+    return json_response(detail)
+
+
+def account_update(service: Service, account_id: str, body: object, day: date) -> AccountUpdate:
+    """Validate a PUT body into an update; only the fields sent are changed."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    unknown = sorted(set(body) - ACCOUNT_BODY_FIELDS)
+    if unknown:
+        raise ApiError(400, f"{unknown[0]} is not a known field")
+    fields: dict[str, Any] = {}
+    for name in ("parent_id", "name", "account_type", "product_id"):
+        if name not in body:
+            continue
+        value = body[name]
+        if value is None and name == "parent_id":
+            fields[name] = None  # a root from now on
+            continue
+        problem = text_problem(value, MAX_ID_CHARS)
+        if problem:
+            raise ApiError(400, f"{name} {problem}")
+        fields[name] = value
+    attributes = body.get("attributes", {})
+    if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
+        raise ApiError(400, f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
+    return AccountUpdate(service.id, account_id, day, fields, attributes)
+
+
+async def put_account(request: web.Request) -> web.Response:
+    """PUT /v1/services/{sid}/accounts/{aid} with the server key; 409 for a cycle."""
+    service = authorized_service(request, "server")
+    account_id = request.match_info["aid"]
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "body is not valid JSON") from None
+    update = account_update(service, account_id, body, today_of(request, service))
+    refused = await request.app[STORE].apply_updates([update], datetime.now(UTC))
+    if refused:
+        parent = update.fields.get("parent_id")
+        raise ApiError(409, f"parent {parent} would make a cycle: it is {account_id} or below it")
+    detail = await request.app[READER].detail(service.id, account_id)
+    return json_response(detail)
+
+
+async def account_summary(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/accounts/{aid}/summary"""
+    service = authorized_service(request)
+    account_id = request.match_info["aid"]
+    reader = request.app[READER]
+    if not await reader.known(service.id, account_id):
+        raise ApiError(404, f"unknown account {account_id}")
+    return json_response(await reader.summary(service.id, account_id, today_of(request, service)))
+
+
+async def inactive_users(request: web.Request) -> web.Response:
+    """GET /v1/services/{sid}/inactive-users?module=M[&activity=A]&days=N[&account=AID]"""
+    service = authorized_service(request)
+    module = request.query.get("module")
+    if not module:
+        raise ApiError(400, "module is required")
+    try:
+        days = int(request.query.get("days", "30"))
+    except ValueError:
+        raise ApiError(400, "days must be a whole number from 1 to 400") from None
+    if not 1 <= days <= MAX_RANGE_DAYS:
+        raise ApiError(400, "days must be a whole number from 1 to 400")
+    account_id = request.query.get("account")
+    reader = request.app[READER]
+    if account_id is not None and not await reader.known(service.id, account_id):
+        raise ApiError(404, f"unknown account {account_id}")
+    users = await reader.inactive_users(
+        service.id, module, request.query.get("activity"), days, today_of(request, service),
+        account_id,
+    )  # fmt: skip
+    return json_response({"users": users})
 
 
 async def flush_status(request: web.Request) -> web.Response:
@@ -101,6 +236,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[LIVE] = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     app[FLUSHER] = Flusher(app[LIVE], store, app[SERVICES], settings, settings.clock())
+    app[READER] = UsageReader(store, app[LIVE])
     try:
         yield
     finally:
@@ -108,12 +244,18 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def build_app(settings: Settings, services: dict[str, Service]) -> web.Application:
-    app = web.Application()
+def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
     app[SETTINGS] = settings
-    app[SERVICES] = services
+    app[SERVICES] = dict(services)
     app.cleanup_ctx.append(clients)
-    app.router.add_get("/v1/services/{sid}/accounts/{aid}/usage", account_usage)
-    app.router.add_get("/v1/services/{sid}/flush-status", flush_status)
+    prefix = "/v1/services/{sid}"
+    app.router.add_get(prefix + "/accounts/{aid}/usage", account_usage)
+    app.router.add_get(prefix + "/accounts/{aid}/summary", account_summary)
+    app.router.add_get(prefix + "/accounts/{aid}", account_detail)
+    app.router.add_put(prefix + "/accounts/{aid}", put_account)
+    app.router.add_get(prefix + "/users/{uid}/usage", user_usage)
+    app.router.add_get(prefix + "/inactive-users", inactive_users)
+    app.router.add_get(prefix + "/flush-status", flush_status)
     app.router.add_get("/healthz", healthz)
     return app

@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime
 
 from rollup.faults import crash_point
 from rollup.live import LiveBuckets
+from rollup.registry import sync_account_updates
+from rollup.rollups import rebuild_rollups
 from rollup.store import Flush, Store
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,9 @@ async def flush_day(
         partition_rows, partition_events = await finish_staged(live, store, partition)
         rows += partition_rows
         events += partition_events
+    # Accounts named by this day's events must be in the registry before it rolls up.
+    await sync_account_updates(live, store)
+    await rebuild_rollups(store, service_id, day)
     report = FlushReport(
         service_id, day, len(partitions), rows, events, pending, time.monotonic() - started
     )

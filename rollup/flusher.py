@@ -19,6 +19,7 @@ from common.services import Service, load_services
 from common.settings import Settings
 from rollup.flush import finish_interrupted, flush_day
 from rollup.live import LiveBuckets
+from rollup.registry import sync_account_updates
 from rollup.store import Store
 from rollup.watermark import PartitionProgress, holding_back, is_complete
 
@@ -40,6 +41,7 @@ class Flusher:
         which amends its durable counts.
         """
         await finish_interrupted(self.live, self.store, self.settings.flush_fsync_wait_ms / 1000)
+        await sync_account_updates(self.live, self.store)
         progress = await self.live.progress()
         flushed = 0
         for service in self.services.values():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -98,36 +98,66 @@ class LiveBuckets:
             staged[decode(flush_id)] = (service_id, date.fromisoformat(day))
         return staged
 
-    async def account_rows(
-        self, service_id: str, account_id: str, first_day: date, last_day: date,
-        committed: set[str] | None = None,
-    ) -> tuple[list[CountRow], list[str]]:  # fmt: skip
-        """Return an account's live rows in a range of days, and the staged flush ids read.
+    async def rows_of_accounts(
+        self,
+        service_id: str,
+        account_ids: Collection[str],
+        first_day: date,
+        last_day: date,
+        committed: Callable[[list[str]], Awaitable[set[str]]],
+    ) -> list[CountRow]:
+        """Return the live rows of some accounts in a range of days.
 
-        Staged buckets count as live until their flush commits; pass the committed ids
-        to leave those out (they are in SQL already).
+        Buckets staged for a flush count as live until their flush commits; committed
+        answers which staged flush ids SQL already holds (those are left out).
         """
-        keys: list[tuple[str, date]] = []
-        staged_ids = []
+        wanted = set(account_ids)
+        targets: list[tuple[str, date, str]] = []
         for partition in await self.partitions():
             for day in await self.live_days(partition, service_id):
                 if first_day <= day <= last_day:
-                    keys.append(
-                        (self.keys.bucket(partition, service_id, day.isoformat(), account_id), day)
+                    members = await self._members_wanted(
+                        self.keys.accounts(partition, service_id, day.isoformat()), wanted
                     )
-            for flush_id, (staged_service, day) in (await self.staged(partition)).items():
-                if staged_service == service_id and first_day <= day <= last_day:
-                    staged_ids.append(flush_id)
-                    if committed is None or flush_id not in committed:
-                        keys.append((self.keys.staged_bucket(partition, flush_id, account_id), day))
-        rows = []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, _ in keys:
-                pipe.hgetall(key)
-            results = await pipe.execute()
-        for (_, day), fields in zip(keys, results, strict=True):
-            rows.extend(count_rows(service_id, day, account_id, fields))
-        return rows, staged_ids
+                    targets.extend(
+                        (self.keys.bucket(partition, service_id, day.isoformat(), a), day, a)
+                        for a in members
+                    )
+            staged = {
+                flush_id: day
+                for flush_id, (staged_service, day) in (await self.staged(partition)).items()
+                if staged_service == service_id and first_day <= day <= last_day
+            }
+            done = await committed(list(staged)) if staged else set()
+            for flush_id, day in staged.items():
+                if flush_id in done:
+                    continue
+                members = await self._members_wanted(
+                    self.keys.staged_accounts(partition, flush_id), wanted
+                )
+                targets.extend(
+                    (self.keys.staged_bucket(partition, flush_id, a), day, a) for a in members
+                )
+        rows: list[CountRow] = []
+        for start in range(0, len(targets), CHUNK):
+            chunk = targets[start : start + CHUNK]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, _, _ in chunk:
+                    pipe.hgetall(key)
+                results = await pipe.execute()
+            for (_, day, account_id), fields in zip(chunk, results, strict=True):
+                rows.extend(count_rows(service_id, day, account_id, fields))
+        return rows
+
+    async def _members_wanted(self, key: str, wanted: set[str]) -> set[str]:
+        """Intersect a set of account ids in Redis with wanted, reading the smaller side."""
+        if len(wanted) <= 16:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for account_id in wanted:
+                    pipe.sismember(key, account_id)
+                present = await pipe.execute()
+            return {a for a, there in zip(wanted, present, strict=True) if there}
+        return {decode(m) async for m in self.redis.sscan_iter(key, count=CHUNK)} & wanted
 
     async def accounts(self, partition: int, service_id: str, day: date) -> list[str]:
         """Return the accounts with a live bucket for (service, day) in partition."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +26,7 @@ daily_counts = sa.Table(
     sa.Column("module", sa.String(128), primary_key=True),
     sa.Column("activity", sa.String(128), primary_key=True),
     sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("daily_counts_by_account", "service_id", "account_id", "day"),
 )
 
 flushes = sa.Table(
@@ -39,6 +41,61 @@ flushes = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("flushes_by_day", "service_id", "day"),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("service_id", sa.String(256), primary_key=True),
+    sa.Column("account_id", sa.String(256), primary_key=True),
+    sa.Column("parent_id", sa.String(256), nullable=True),
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("account_type", sa.String(256), nullable=True),
+    sa.Column("product_id", sa.String(256), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("accounts_by_parent", "service_id", "parent_id"),
+)
+
+# The last value of each day: history of an attribute, one row per day it changed.
+account_attributes = sa.Table(
+    "account_attributes",
+    metadata,
+    sa.Column("service_id", sa.String(256), primary_key=True),
+    sa.Column("account_id", sa.String(256), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+)
+
+user_attributes = sa.Table(
+    "user_attributes",
+    metadata,
+    sa.Column("service_id", sa.String(256), primary_key=True),
+    sa.Column("account_id", sa.String(256), primary_key=True),
+    sa.Column("user_id", sa.String(256), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+)
+
+daily_rollups = sa.Table(
+    "daily_rollups",
+    metadata,
+    sa.Column("service_id", sa.String(256), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", sa.String(256), primary_key=True),
+    sa.Column("module", sa.String(128), primary_key=True),
+    sa.Column("activity", sa.String(128), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+
+daily_rollup_users = sa.Table(
+    "daily_rollup_users",
+    metadata,
+    sa.Column("service_id", sa.String(256), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("account_id", sa.String(256), primary_key=True),
+    sa.Column("active_users", sa.Integer, nullable=False),
 )
 
 COUNT_KEY = ("service_id", "day", "account_id", "user_id", "module", "activity")
@@ -64,6 +121,36 @@ class Flush:
     day: date
     partition: int
     started_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    """Account fields and attributes carried by an event or set through the API.
+
+    Only the fields present are changed: a parent id is changed only when sent.
+    """
+
+    service_id: str
+    account_id: str
+    day: date
+    fields: Mapping[str, str] = field(default_factory=dict)  # name, parent_id, type, product
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    user_id: str = ""
+    user_attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Account:
+    service_id: str
+    account_id: str
+    parent_id: str | None
+    name: str | None
+    account_type: str | None
+    product_id: str | None
+
+
+ACCOUNT_FIELDS = ("parent_id", "name", "account_type", "product_id")
+CHUNK = 500
 
 
 def async_url(database_url: str) -> str:
@@ -174,6 +261,272 @@ class Store:
         async with self.engine.connect() as connection:
             result = await connection.execute(query)
             return [(row[0], int(row[1]), int(row[2])) for row in result]
+
+    async def parents(self, service_id: str) -> dict[str, str | None]:
+        """Return account -> parent for every account the service has."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(accounts.c.account_id, accounts.c.parent_id).where(
+                    accounts.c.service_id == service_id
+                )
+            )
+            return {row[0]: row[1] for row in result}
+
+    async def account(self, service_id: str, account_id: str) -> Account | None:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(accounts).where(
+                    accounts.c.service_id == service_id, accounts.c.account_id == account_id
+                )
+            )
+            row = result.first()
+        if row is None:
+            return None
+        values = row._mapping
+        return Account(service_id, account_id, *(values[name] for name in ACCOUNT_FIELDS))
+
+    async def ensure_accounts(self, service_id: str, account_ids: Iterable[str]) -> None:
+        """Register accounts seen only in usage, so the registry knows every account."""
+        ids = sorted(set(account_ids))
+        now = datetime.now(UTC)
+        async with self.engine.begin() as connection:
+            for start in range(0, len(ids), 5000):
+                await connection.execute(
+                    self._insert(accounts).on_conflict_do_nothing(
+                        index_elements=["service_id", "account_id"]
+                    ),
+                    [
+                        {"service_id": service_id, "account_id": a, "updated_at": now}
+                        for a in ids[start : start + 5000]
+                    ],
+                )
+
+    async def children(self, service_id: str, account_id: str) -> list[str]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(accounts.c.account_id)
+                .where(accounts.c.service_id == service_id, accounts.c.parent_id == account_id)
+                .order_by(accounts.c.account_id)
+            )
+            return [row[0] for row in result]
+
+    async def latest_attributes(self, service_id: str, account_id: str) -> dict[str, Any]:
+        """Return each attribute's latest value."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(account_attributes.c.name, account_attributes.c.value)
+                .where(
+                    account_attributes.c.service_id == service_id,
+                    account_attributes.c.account_id == account_id,
+                )
+                .order_by(account_attributes.c.day)
+            )
+            return {name: orjson.loads(value) for name, value in result}
+
+    async def apply_updates(
+        self, updates: Sequence[AccountUpdate], now: datetime, refuse_cycles: bool = True
+    ) -> list[AccountUpdate]:
+        """Apply account updates in order, in one transaction; return those refused.
+
+        An update whose parent would make a cycle is refused whole. Applying the same
+        updates again leaves the same state, so a replay after a crash is harmless.
+        """
+        refused: list[AccountUpdate] = []
+        async with self.engine.begin() as connection:
+            parents_by_service: dict[str, dict[str, str | None]] = {}
+            for update in updates:
+                parents = parents_by_service.get(update.service_id)
+                if parents is None:
+                    result = await connection.execute(
+                        sa.select(accounts.c.account_id, accounts.c.parent_id).where(
+                            accounts.c.service_id == update.service_id
+                        )
+                    )
+                    parents = {row[0]: row[1] for row in result}
+                    parents_by_service[update.service_id] = parents
+                parent = update.fields.get("parent_id")
+                if (
+                    parent is not None
+                    and refuse_cycles
+                    and _makes_cycle(update.account_id, parent, parents)
+                ):
+                    refused.append(update)
+                    continue
+                await self._upsert_account(connection, update, now)
+                if parent is not None:
+                    parents[update.account_id] = parent
+                    parents.setdefault(parent, None)
+                else:
+                    parents.setdefault(update.account_id, None)
+        return refused
+
+    async def _upsert_account(
+        self, connection: AsyncConnection, update: AccountUpdate, now: datetime
+    ) -> None:
+        values = {name: update.fields[name] for name in ACCOUNT_FIELDS if name in update.fields}
+        statement = self._insert(accounts).values(
+            service_id=update.service_id, account_id=update.account_id, updated_at=now, **values
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["service_id", "account_id"],
+            set_={**{name: statement.excluded[name] for name in values}, "updated_at": now},
+        )
+        await connection.execute(statement)
+        parent = update.fields.get("parent_id")
+        if parent is not None:
+            # A parent seen before it is described still exists as an account.
+            await connection.execute(
+                self._insert(accounts)
+                .values(service_id=update.service_id, account_id=parent, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["service_id", "account_id"])
+            )
+        await self._set_attributes(
+            connection, account_attributes, update.attributes, update.day,
+            service_id=update.service_id, account_id=update.account_id,
+        )  # fmt: skip
+        if update.user_id:
+            await self._set_attributes(
+                connection, user_attributes, update.user_attributes, update.day,
+                service_id=update.service_id, account_id=update.account_id,
+                user_id=update.user_id,
+            )  # fmt: skip
+
+    async def _set_attributes(
+        self,
+        connection: AsyncConnection,
+        table: sa.Table,
+        attributes: Mapping[str, Any],
+        day: date,
+        **key: str,
+    ) -> None:
+        if not attributes:
+            return
+        statement = self._insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[*key, "name", "day"], set_={"value": statement.excluded["value"]}
+        )
+        await connection.execute(
+            statement,
+            [
+                {**key, "name": name, "day": day, "value": orjson.dumps(value).decode()}
+                for name, value in attributes.items()
+            ],
+        )
+
+    async def counts_of_accounts(
+        self, service_id: str, account_ids: Sequence[str], first_day: date, last_day: date,
+        user_id: str | None = None,
+    ) -> list[CountRow]:  # fmt: skip
+        """Return the durable per-user counts of several accounts for a range of days."""
+        rows: list[CountRow] = []
+        async with self.engine.connect() as connection:
+            for start in range(0, len(account_ids), CHUNK):
+                query = sa.select(daily_counts).where(
+                    daily_counts.c.service_id == service_id,
+                    daily_counts.c.account_id.in_(account_ids[start : start + CHUNK]),
+                    daily_counts.c.day.between(first_day, last_day),
+                )
+                if user_id is not None:
+                    query = query.where(daily_counts.c.user_id == user_id)
+                result = await connection.execute(query)
+                rows.extend(CountRow(**row._mapping) for row in result)
+        return rows
+
+    async def day_counts(self, service_id: str, day: date) -> list[CountRow]:
+        """Return every durable count of a service's day."""
+        async with self.engine.connect() as connection:
+            result = await connection.stream(
+                sa.select(daily_counts).where(
+                    daily_counts.c.service_id == service_id, daily_counts.c.day == day
+                )
+            )
+            return [CountRow(**row._mapping) async for row in result]
+
+    async def replace_rollups(
+        self,
+        service_id: str,
+        day: date,
+        counts: Mapping[tuple[str, str, str], int],
+        active_users: Mapping[str, int],
+    ) -> None:
+        """Swap in a day's rollups in one transaction."""
+        async with self.engine.begin() as connection:
+            for table in (daily_rollups, daily_rollup_users):
+                await connection.execute(
+                    table.delete().where(table.c.service_id == service_id, table.c.day == day)
+                )
+            rows = [
+                {"service_id": service_id, "day": day, "account_id": account,
+                 "module": module, "activity": activity, "count": count}
+                for (account, module, activity), count in counts.items()
+            ]  # fmt: skip
+            for start in range(0, len(rows), 5000):
+                await connection.execute(daily_rollups.insert(), rows[start : start + 5000])
+            users = [
+                {"service_id": service_id, "day": day, "account_id": account, "active_users": n}
+                for account, n in active_users.items()
+            ]
+            for start in range(0, len(users), 5000):
+                await connection.execute(daily_rollup_users.insert(), users[start : start + 5000])
+
+    async def rollup_counts(
+        self, service_id: str, account_id: str, first_day: date, last_day: date
+    ) -> list[tuple[date, str, str, int]]:
+        """Return an account's materialized subtree counts: (day, module, activity, count)."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(
+                    daily_rollups.c.day, daily_rollups.c.module, daily_rollups.c.activity,
+                    daily_rollups.c["count"],
+                ).where(
+                    daily_rollups.c.service_id == service_id,
+                    daily_rollups.c.account_id == account_id,
+                    daily_rollups.c.day.between(first_day, last_day),
+                )
+            )  # fmt: skip
+            return [(row[0], row[1], row[2], int(row[3])) for row in result]
+
+    async def rolled_up_days(self, service_id: str, first_day: date, last_day: date) -> set[date]:
+        """Return the days whose rollups are materialized."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(sa.distinct(daily_rollup_users.c.day)).where(
+                    daily_rollup_users.c.service_id == service_id,
+                    daily_rollup_users.c.day.between(first_day, last_day),
+                )
+            )
+            rolled = {row[0] for row in result}
+            result = await connection.execute(
+                sa.select(sa.distinct(daily_rollups.c.day)).where(
+                    daily_rollups.c.service_id == service_id,
+                    daily_rollups.c.day.between(first_day, last_day),
+                )
+            )
+            return rolled | {row[0] for row in result}
+
+    async def flushed_day_list(
+        self, service_id: str, first_day: date, last_day: date
+    ) -> list[date]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(sa.distinct(flushes.c.day))
+                .where(
+                    flushes.c.service_id == service_id, flushes.c.day.between(first_day, last_day)
+                )
+                .order_by(flushes.c.day)
+            )
+            return [row[0] for row in result]
+
+
+def _makes_cycle(account_id: str, parent_id: str, parents: Mapping[str, str | None]) -> bool:
+    seen = {account_id}
+    current: str | None = parent_id
+    while current is not None:
+        if current in seen:
+            return True
+        seen.add(current)
+        current = parents.get(current)
+    return False
 
 
 def _row_values(row: CountRow) -> dict[str, Any]:

@@ -29,3 +29,4 @@ async def pipeline(servers: None, tmp_path: Path) -> AsyncIterator[Pipeline]:
         yield created
     finally:
         created.stop_all()
+        await created.delete_redis_keys()

@@ -206,10 +206,27 @@ class Pipeline:
                 raise TimeoutError(f"not drained: applied {applied}, log ends {ends}")
             await asyncio.sleep(0.2)
 
+    async def delete_redis_keys(self) -> None:
+        """Remove this test's keys (dedup markers would otherwise live for days)."""
+        redis = Redis.from_url(self.settings.redis_url)
+        try:
+            batch = []
+            async for key in redis.scan_iter(match=f"{self.name}:*", count=5000):
+                batch.append(key)
+                if len(batch) >= 5000:
+                    await redis.unlink(*batch)
+                    batch = []
+            if batch:
+                await redis.unlink(*batch)
+        finally:
+            await redis.aclose()
+
     async def redis_keys(self) -> list[str]:
         redis = Redis.from_url(self.settings.redis_url, decode_responses=True)
         try:
-            return sorted([key async for key in redis.scan_iter(match=f"{self.name}:*")])
+            return sorted(
+                [key async for key in redis.scan_iter(match=f"{self.name}:*", count=5000)]
+            )
         finally:
             await redis.aclose()
 

@@ -1,0 +1,87 @@
+"""The account hierarchy: ancestors, descendants and subtree sums (pure functions)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rollup.store import CountRow
+
+Parents = Mapping[str, str | None]
+
+
+class CycleError(ValueError):
+    """Setting that parent would make an account its own ancestor."""
+
+
+def ancestors(account_id: str, parents: Parents) -> list[str]:
+    """Return the account's ancestors, nearest first (a cycle in the data stops the walk)."""
+    chain: list[str] = []
+    seen = {account_id}
+    parent = parents.get(account_id)
+    while parent is not None and parent not in seen:
+        chain.append(parent)
+        seen.add(parent)
+        parent = parents.get(parent)
+    return chain
+
+
+def check_parent(account_id: str, parent_id: str | None, parents: Parents) -> None:
+    """Raise CycleError if parent_id is account_id or one of its descendants."""
+    if parent_id is None:
+        return
+    if parent_id == account_id or account_id in ancestors(parent_id, parents):
+        raise CycleError(f"{parent_id} is {account_id} or one of its descendants")
+
+
+def children_of(parents: Parents) -> dict[str, list[str]]:
+    children: defaultdict[str, list[str]] = defaultdict(list)
+    for account, parent in parents.items():
+        if parent is not None:
+            children[parent].append(account)
+    return children
+
+
+def descendants(account_id: str, parents: Parents) -> list[str]:
+    """Return the account's descendants (any depth), breadth first, without the account."""
+    children = children_of(parents)
+    found: list[str] = []
+    seen = {account_id}
+    frontier = [account_id]
+    while frontier:
+        next_frontier = []
+        for account in frontier:
+            for child in children.get(account, ()):
+                if child not in seen:
+                    seen.add(child)
+                    found.append(child)
+                    next_frontier.append(child)
+        frontier = next_frontier
+    return found
+
+
+@dataclass
+class Rollup:
+    """Per account: its own plus all descendants' counts, and their distinct active users."""
+
+    counts: defaultdict[tuple[str, str, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )  # (account, module, activity) -> count
+    users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+def roll_up(rows: Iterable[CountRow], parents: Parents) -> Rollup:
+    """Add every row to its account and to each of the account's ancestors."""
+    rollup = Rollup()
+    chains: dict[str, list[str]] = {}
+    for row in rows:
+        chain = chains.get(row.account_id)
+        if chain is None:
+            chain = [row.account_id, *ancestors(row.account_id, parents)]
+            chains[row.account_id] = chain
+        for account in chain:
+            rollup.counts[(account, row.module, row.activity)] += row.count
+            if row.user_id:
+                rollup.users[account].add(row.user_id)
+    return rollup

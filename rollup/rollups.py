@@ -1,0 +1,27 @@
+"""Materialized hierarchy rollups of flushed days."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from rollup.hierarchy import roll_up
+from rollup.store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def rebuild_rollups(store: Store, service_id: str, day: date) -> int:
+    """Recompute a day's rollups from its durable counts and the current hierarchy.
+
+    For every account with usage in its subtree: the counts of the account and all its
+    descendants per module/activity, and the number of distinct active users there.
+    Returns the number of accounts rolled up.
+    """
+    rows = await store.day_counts(service_id, day)
+    await store.ensure_accounts(service_id, (row.account_id for row in rows))
+    rollup = roll_up(rows, await store.parents(service_id))
+    accounts = {account for account, _, _ in rollup.counts}
+    active = {account: len(rollup.users.get(account, ())) for account in accounts}
+    await store.replace_rollups(service_id, day, rollup.counts, active)
+    return len(accounts)
