@@ -332,86 +332,99 @@ class Store:
         updates again leaves the same state, so a replay after a crash is harmless.
         """
         refused: list[AccountUpdate] = []
+        parents_by_service: dict[str, dict[str, str | None]] = {}
+        fields: dict[tuple[str, str], dict[str, str | None]] = {}
+        attributes: dict[tuple[str, str, str, date], Any] = {}
+        user_attrs: dict[tuple[str, str, str, str, date], Any] = {}
+        referenced: set[tuple[str, str]] = set()
+        for update in updates:
+            if update.service_id not in parents_by_service:
+                parents_by_service[update.service_id] = await self.parents(update.service_id)
+            parents = parents_by_service[update.service_id]
+            parent = update.fields.get("parent_id")
+            if (
+                parent is not None
+                and refuse_cycles
+                and _makes_cycle(update.account_id, parent, parents)
+            ):
+                refused.append(update)
+                continue
+            if "parent_id" in update.fields:
+                parents[update.account_id] = parent
+            if parent is not None:
+                referenced.add((update.service_id, parent))
+            key = (update.service_id, update.account_id)
+            fields.setdefault(key, {}).update(update.fields)
+            for name, value in update.attributes.items():
+                attributes[(*key, name, update.day)] = value
+            if update.user_id:
+                for name, value in update.user_attributes.items():
+                    user_attrs[(*key, update.user_id, name, update.day)] = value
         async with self.engine.begin() as connection:
-            parents_by_service: dict[str, dict[str, str | None]] = {}
-            for update in updates:
-                parents = parents_by_service.get(update.service_id)
-                if parents is None:
-                    result = await connection.execute(
-                        sa.select(accounts.c.account_id, accounts.c.parent_id).where(
-                            accounts.c.service_id == update.service_id
-                        )
-                    )
-                    parents = {row[0]: row[1] for row in result}
-                    parents_by_service[update.service_id] = parents
-                parent = update.fields.get("parent_id")
-                if (
-                    parent is not None
-                    and refuse_cycles
-                    and _makes_cycle(update.account_id, parent, parents)
-                ):
-                    refused.append(update)
-                    continue
-                await self._upsert_account(connection, update, now)
-                if parent is not None:
-                    parents[update.account_id] = parent
-                    parents.setdefault(parent, None)
-                else:
-                    parents.setdefault(update.account_id, None)
+            await self._upsert_accounts(connection, fields, referenced - set(fields), now)
+            await self._upsert_values(
+                connection, account_attributes, ("service_id", "account_id", "name", "day"),
+                attributes,
+            )  # fmt: skip
+            await self._upsert_values(
+                connection, user_attributes,
+                ("service_id", "account_id", "user_id", "name", "day"), user_attrs,
+            )  # fmt: skip
         return refused
 
-    async def _upsert_account(
-        self, connection: AsyncConnection, update: AccountUpdate, now: datetime
+    async def _upsert_accounts(
+        self,
+        connection: AsyncConnection,
+        fields: Mapping[tuple[str, str], Mapping[str, str | None]],
+        referenced: set[tuple[str, str]],
+        now: datetime,
     ) -> None:
-        values = {name: update.fields[name] for name in ACCOUNT_FIELDS if name in update.fields}
-        statement = self._insert(accounts).values(
-            service_id=update.service_id, account_id=update.account_id, updated_at=now, **values
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["service_id", "account_id"],
-            set_={**{name: statement.excluded[name] for name in values}, "updated_at": now},
-        )
-        await connection.execute(statement)
-        parent = update.fields.get("parent_id")
-        if parent is not None:
-            # A parent seen before it is described still exists as an account.
-            await connection.execute(
-                self._insert(accounts)
-                .values(service_id=update.service_id, account_id=parent, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["service_id", "account_id"])
+        """Upsert accounts grouped by which fields they set; create referenced parents."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for (service_id, account_id), values in fields.items():
+            names = tuple(sorted(values))
+            groups.setdefault(names, []).append(
+                {"service_id": service_id, "account_id": account_id, "updated_at": now, **values}
             )
-        await self._set_attributes(
-            connection, account_attributes, update.attributes, update.day,
-            service_id=update.service_id, account_id=update.account_id,
-        )  # fmt: skip
-        if update.user_id:
-            await self._set_attributes(
-                connection, user_attributes, update.user_attributes, update.day,
-                service_id=update.service_id, account_id=update.account_id,
-                user_id=update.user_id,
-            )  # fmt: skip
+        for names, rows in groups.items():
+            statement = self._insert(accounts)
+            statement = statement.on_conflict_do_update(
+                index_elements=["service_id", "account_id"],
+                set_={**{name: statement.excluded[name] for name in names}, "updated_at": now},
+            )
+            for start in range(0, len(rows), 5000):
+                await connection.execute(statement, rows[start : start + 5000])
+        missing = [
+            {"service_id": service_id, "account_id": account_id, "updated_at": now}
+            for service_id, account_id in sorted(referenced)
+        ]
+        if missing:
+            await connection.execute(
+                self._insert(accounts).on_conflict_do_nothing(
+                    index_elements=["service_id", "account_id"]
+                ),
+                missing,
+            )
 
-    async def _set_attributes(
+    async def _upsert_values(
         self,
         connection: AsyncConnection,
         table: sa.Table,
-        attributes: Mapping[str, Any],
-        day: date,
-        **key: str,
+        key_names: tuple[str, ...],
+        values: Mapping[tuple[Any, ...], Any],
     ) -> None:
-        if not attributes:
+        if not values:
             return
         statement = self._insert(table)
         statement = statement.on_conflict_do_update(
-            index_elements=[*key, "name", "day"], set_={"value": statement.excluded["value"]}
+            index_elements=list(key_names), set_={"value": statement.excluded["value"]}
         )
-        await connection.execute(
-            statement,
-            [
-                {**key, "name": name, "day": day, "value": orjson.dumps(value).decode()}
-                for name, value in attributes.items()
-            ],
-        )
+        rows = [
+            {**dict(zip(key_names, key, strict=True)), "value": orjson.dumps(value).decode()}
+            for key, value in values.items()
+        ]
+        for start in range(0, len(rows), 5000):
+            await connection.execute(statement, rows[start : start + 5000])
 
     async def counts_of_accounts(
         self, service_id: str, account_ids: Sequence[str], first_day: date, last_day: date,

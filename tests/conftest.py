@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stack.servers import start_servers, stop_servers
+from tests.databases import fresh_database, start_postgres
 from tests.support import Pipeline
 
 
@@ -20,10 +21,25 @@ def servers() -> Iterator[None]:
         stop_servers(names=started)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    """PostgreSQL for the tests that run on it too (started once, left running)."""
+    start_postgres()
+
+
+@pytest.fixture(params=["sqlite"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database; parametrize with ["sqlite", "postgresql"] to run on both."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server")
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
 @pytest.fixture
-async def pipeline(servers: None, tmp_path: Path) -> AsyncIterator[Pipeline]:
+async def pipeline(servers: None, tmp_path: Path, database_url: str) -> AsyncIterator[Pipeline]:
     """An isolated pipeline (topic, keys, group, database); its processes stop after the test."""
-    created = Pipeline(tmp_path)
+    created = Pipeline(tmp_path, database_url=database_url)
     await created.create_topic()
     try:
         yield created
