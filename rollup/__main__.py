@@ -21,6 +21,10 @@ def main() -> None:
     flush.add_argument("--day", required=True, type=parse_day, help="YYYY-MM-DD")
     flush.add_argument("--force", action="store_true", help="skip the completeness wait")
     verbs.add_parser("flusher", help="daemon: flush each service's complete days")
+    rebuild = verbs.add_parser("rebuild", help="recompute rollups with the current hierarchy")
+    rebuild.add_argument("--service", required=True)
+    rebuild.add_argument("--from", dest="first_day", required=True, type=parse_day)
+    rebuild.add_argument("--to", dest="last_day", required=True, type=parse_day)
     serve = verbs.add_parser("serve", help="the query API and the ops dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8081)
@@ -30,6 +34,8 @@ def main() -> None:
         settings = Settings.from_env()
         if args.verb == "flush":
             run_main(print_report(settings, args.service, args.day, args.force))
+        elif args.verb == "rebuild":
+            run_main(commands.rebuild(settings, args.service, args.first_day, args.last_day))
         elif args.verb == "flusher":
             run_main(flusher.run(settings))
         else:

@@ -15,6 +15,8 @@ from common.settings import Settings, SettingsError
 from rollup.api import build_app
 from rollup.flush import FlushReport, flush_day
 from rollup.flusher import open_flusher
+from rollup.registry import sync_account_updates
+from rollup.rollups import rebuild_rollups
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,23 @@ async def flush(settings: Settings, service_id: str, day: date, force: bool) -> 
         return await flush_day(
             flusher.live, flusher.store, service_id, day, settings.flush_fsync_wait_ms / 1000
         )
+    finally:
+        await redis.aclose()
+        await flusher.store.close()
+
+
+async def rebuild(settings: Settings, service_id: str, first_day: date, last_day: date) -> None:
+    """Recompute the rollups of flushed days with the current hierarchy."""
+    flusher, redis = await open_flusher(settings)
+    try:
+        if service_id not in flusher.services:
+            raise SettingsError(f"service {service_id} is not in {settings.services_file}")
+        await sync_account_updates(flusher.live, flusher.store)
+        days = await flusher.store.flushed_day_list(service_id, first_day, last_day)
+        for day in days:
+            accounts = await rebuild_rollups(flusher.store, service_id, day)
+            print(f"rebuilt {service_id} {day}: {accounts} accounts", flush=True)
+        print(f"rebuilt {len(days)} days", flush=True)
     finally:
         await redis.aclose()
         await flusher.store.close()
