@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from common.days import parse_day
 from common.runtime import configure_logging, run_main
 from common.settings import Settings, SettingsError
 from rollup import commands, flusher
+from rollup.importer import import_file
 
 NOT_COMPLETE_EXIT_CODE = 3
 
@@ -25,6 +27,9 @@ def main() -> None:
     rebuild.add_argument("--service", required=True)
     rebuild.add_argument("--from", dest="first_day", required=True, type=parse_day)
     rebuild.add_argument("--to", dest="last_day", required=True, type=parse_day)
+    load = verbs.add_parser("import", help="send a Totango usage CSV through the pipeline")
+    load.add_argument("file", type=Path)
+    load.add_argument("--service", required=True)
     serve = verbs.add_parser("serve", help="the query API and the ops dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8081)
@@ -34,6 +39,10 @@ def main() -> None:
         settings = Settings.from_env()
         if args.verb == "flush":
             run_main(print_report(settings, args.service, args.day, args.force))
+        elif args.verb == "import":
+            if not args.file.is_file():
+                raise SettingsError(f"{args.file} is not a file")
+            run_main(print_import(settings, args.file, args.service))
         elif args.verb == "rebuild":
             run_main(commands.rebuild(settings, args.service, args.first_day, args.last_day))
         elif args.verb == "flusher":
@@ -45,6 +54,11 @@ def main() -> None:
     except commands.NotComplete as error:
         print(f"rollup flush: {error}; use --force to flush now", file=sys.stderr)
         sys.exit(NOT_COMPLETE_EXIT_CODE)
+
+
+async def print_import(settings: Settings, path: Path, service_id: str) -> None:
+    report = await import_file(settings, path, service_id)
+    print("\n".join(report.lines()))
 
 
 async def print_report(settings: Settings, service_id: str, day: object, force: bool) -> None:
