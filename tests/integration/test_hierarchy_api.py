@@ -140,6 +140,8 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
         status, abc = await call(session, "GET", f"{base}/accounts/ABC", ACME_READ_KEY)
         assert abc["parent_id"] == "XYZ"
 
+        await check_summary_users_and_inactive(session, base)  # on the live day
+
         # Flush: the same rollups now come from SQL.
         flush = pipeline.flush(DAY)
         assert flush.returncode == 0, flush.stderr
@@ -150,29 +152,7 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
             {"user_id": "boss@acme.com", "count": 1},
         ]  # fmt: skip
 
-        # Summary: rolled-up windows, active users counted once, license utilization.
-        status, summary = await call(session, "GET", f"{base}/accounts/XYZ/summary", ACME_READ_KEY)
-        assert status == 200
-        assert summary["counts"] == {"today": 21, "yesterday": 0, "last_3_days": 21,
-                                     "last_7_days": 21, "last_14_days": 21, "last_30_days": 21}  # fmt: skip
-        assert summary["active_users_14_days"] == 5
-        assert summary["license_utilization"] == {
-            "licenses": 4.0, "active_users_14_days": 5, "ratio": 1.25,
-        }  # fmt: skip
-        assert summary["top_users"][0] == {"user_id": "ann@acme.com", "count": 9}
-        assert summary["top_modules"][0] == {"module": "Widgets", "count": 12}
-
-        # Inactive users: who in ABC's tree did not use Widgets in the last 30 days.
-        assert await call(session, "GET", f"{base}/inactive-users?module=Widgets&days=30&account=ABC",
-                          ACME_READ_KEY) == (200, {"users": [
-            {"user_id": "bob@acme.com", "account_id": "ABC_Widget2", "last_active": DAY,
-             "last_used": None},
-            {"user_id": "boss@acme.com", "account_id": "ABC", "last_active": DAY,
-             "last_used": None},
-        ]})  # fmt: skip
-        assert await call(session, "GET",
-                          f"{base}/users/ann@acme.com/usage?account=ABC_Widget2&from={DAY}&to={DAY}&by=module",
-                          ACME_READ_KEY) == (200, {"rows": [{"module": "Widgets", "count": 5}]})  # fmt: skip
+        await check_summary_users_and_inactive(session, base)
 
         # Re-parent ABC_Widget2 to XYZ: flushed rollups change only on rebuild.
         status, moved = await call(session, "PUT", f"{base}/accounts/ABC_Widget2", ACME_SERVER_KEY,
@@ -188,6 +168,16 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
         assert await rollup(session, pipeline, "XYZ") == EXPECTED_ROLLUPS["XYZ"]
 
         # Clear errors.
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_READ_KEY, {"name": "x"}) == (
+            401, {"error": "invalid server key"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY, {"colour": "red"}) == (
+            400, {"error": "colour is not a known field"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY, {"name": ""}) == (
+            400, {"error": "name must be 1 to 256 characters"})  # fmt: skip
+        assert await call(session, "GET", f"{base}/inactive-users?days=3", ACME_READ_KEY) == (
+            400, {"error": "module is required"})  # fmt: skip
+        assert await call(session, "GET", f"{base}/users/ann@acme.com/usage", ACME_READ_KEY) == (
+            400, {"error": "account is required"})  # fmt: skip
         assert await call(session, "GET", f"{base}/accounts/NOPE", ACME_READ_KEY) == (
             404, {"error": "unknown account NOPE"})  # fmt: skip
         assert await call(session, "GET", f"{pipeline.api_url}/v1/services/SP-NOPE/accounts/XYZ",
@@ -200,3 +190,29 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
         yesterday = (TODAY - timedelta(days=1)).isoformat()
         assert await call(session, "GET", f"{base}/accounts/XYZ/usage?from={DAY}&to={yesterday}",
                           ACME_READ_KEY) == (400, {"error": "to must not be before from"})  # fmt: skip
+
+
+async def check_summary_users_and_inactive(session: aiohttp.ClientSession, base: str) -> None:
+    # Summary: rolled-up windows, active users counted once, license utilization.
+    status, summary = await call(session, "GET", f"{base}/accounts/XYZ/summary", ACME_READ_KEY)
+    assert status == 200
+    assert summary["counts"] == {"today": 21, "yesterday": 0, "last_3_days": 21,
+                                 "last_7_days": 21, "last_14_days": 21, "last_30_days": 21}  # fmt: skip
+    assert summary["active_users_14_days"] == 5
+    assert summary["license_utilization"] == {
+        "licenses": 4.0, "active_users_14_days": 5, "ratio": 1.25,
+    }  # fmt: skip
+    assert summary["top_users"][0] == {"user_id": "ann@acme.com", "count": 9}
+    assert summary["top_modules"][0] == {"module": "Widgets", "count": 12}
+
+    # Inactive users: who in ABC's tree did not use Widgets in the last 30 days.
+    assert await call(session, "GET", f"{base}/inactive-users?module=Widgets&days=30&account=ABC",
+                      ACME_READ_KEY) == (200, {"users": [
+        {"user_id": "bob@acme.com", "account_id": "ABC_Widget2", "last_active": DAY,
+         "last_used": None},
+        {"user_id": "boss@acme.com", "account_id": "ABC", "last_active": DAY,
+         "last_used": None},
+    ]})  # fmt: skip
+    assert await call(session, "GET",
+                      f"{base}/users/ann@acme.com/usage?account=ABC_Widget2&from={DAY}&to={DAY}&by=module",
+                      ACME_READ_KEY) == (200, {"rows": [{"module": "Widgets", "count": 5}]})  # fmt: skip
