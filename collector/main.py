@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
+from collector.browser import collect, collect_preflight, demo, usage_js
 from collector.context import CLOCK, LIMITS, PRODUCER, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
@@ -54,6 +55,10 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     app.router.add_get("/pixel.gif", pixel)
     app.router.add_post("/pixel.gif", pixel)
     app.router.add_post("/v1/events", post_events)
+    app.router.add_post("/v1/collect", collect)
+    app.router.add_route("OPTIONS", "/v1/collect", collect_preflight)
+    app.router.add_get("/usage.js", usage_js)
+    app.router.add_get("/demo", demo)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -47,14 +47,15 @@ async def read_events(request: web.Request) -> list[Any] | web.Response:
 
 
 def validate_batch(
-    batch: list[Any], services: dict[str, Service], service: Service, received_ms: int
-) -> tuple[list[UsageEvent], list[tuple[int, FieldError]]]:
+    batch: list[Any], services: dict[str, Service], default_service_id: str | None,
+    received_ms: int,
+) -> tuple[list[UsageEvent], list[tuple[int, FieldError]]]:  # fmt: skip
     """Validate every event; the request is atomic, so any error refuses all of them."""
     events: list[UsageEvent] = []
     errors: list[tuple[int, FieldError]] = []
     for index, raw in enumerate(batch):
         try:
-            events.append(validate_event(raw, services, received_ms, service.id))
+            events.append(validate_event(raw, services, received_ms, default_service_id))
         except InvalidEvent as invalid:
             errors.extend((index, error) for error in invalid.errors)
     return events, errors
@@ -72,15 +73,16 @@ def errors_response(errors: list[tuple[int, FieldError]]) -> web.Response:
     )
 
 
-async def accept(request: web.Request, service: Service, batch: list[Any]) -> web.Response:
+async def accept_events(
+    request: web.Request, batch: list[Any], default_service_id: str | None
+) -> web.Response:
     """Validate, check limits and publish a whole batch; 202 once Kafka has all of it."""
     services = request.app[SERVICES]
-    events, errors = validate_batch(batch, services, service, request.app[CLOCK].now_ms())
+    events, errors = validate_batch(
+        batch, services, default_service_id, request.app[CLOCK].now_ms()
+    )
     if errors:
         return errors_response(errors)
-    foreign = sorted({event.service_id for event in events} - {service.id})
-    if foreign:
-        return json_error(403, f"this key cannot send events for service {foreign[0]}")
     try:
         refused = await limit_errors(request.app[LIMITS], services, events)
         if refused:
@@ -104,4 +106,15 @@ async def post_events(request: web.Request) -> web.Response:
     batch = await read_events(request)
     if isinstance(batch, web.Response):
         return batch
-    return await accept(request, service, batch)
+    services = request.app[SERVICES]
+    foreign = sorted(
+        {
+            str(e["service_id"])
+            for e in batch
+            if isinstance(e, dict) and e.get("service_id") in services
+        }
+        - {service.id}
+    )
+    if foreign:
+        return json_error(403, f"this key cannot send events for service {foreign[0]}")
+    return await accept_events(request, batch, service.id)

@@ -42,14 +42,28 @@ class ApiError(Exception):
         self.status = status
 
 
+CORS_HEADERS = {
+    # Keys travel in the Authorization header, never in cookies, so any origin may ask.
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, PUT, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Answer every refusal as {"error": message} with its status."""
+    """Answer every refusal as {"error": message} with its status; allow CORS reads."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
     try:
         response: web.StreamResponse = await handler(request)
-        return response
     except ApiError as error:
-        return json_error(error.status, str(error))
+        response = json_error(error.status, str(error))
+    except web.HTTPNotFound:
+        response = json_error(404, "no such endpoint")
+    response.headers.update(CORS_HEADERS)
+    return response
 
 
 def authorized_service(request: web.Request, kind: str = "read") -> Service:

@@ -75,7 +75,11 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.services_file = self.workdir / "services.toml"
-        self.services_file.write_text(SERVICES_TOML)
+        self.services_file.write_text(
+            SERVICES_TOML.replace(
+                '"http://127.0.0.1:9999"', f'"http://127.0.0.1:{self.collector_port}"'
+            )
+        )
         self.database_url = self.database_url or f"sqlite:///{self.workdir / 'usage.db'}"
 
     @property

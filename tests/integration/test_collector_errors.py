@@ -157,3 +157,51 @@ async def test_gzip_batch_is_accepted(collector: Pipeline) -> None:
     assert await post(collector, body, **{"Content-Encoding": "gzip"}) == (202, {"accepted": 3})
     after = await collector.end_offsets()
     assert sum(after.values()) - sum(before.values()) == 3
+
+
+async def test_browser_collect_checks_origin_and_answers_cors(
+    collector: Pipeline, nothing_reaches_kafka: None
+) -> None:
+    url = f"{collector.collector_url}/v1/collect"
+    origin = collector.collector_url  # SP-ACME allows its collector's own origin (the demo)
+    async with aiohttp.ClientSession() as session:
+        async with session.options(url, headers={"Origin": origin}) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+            assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+        async with session.post(
+            url, data='{"batch": [{"service_id": "SP-ACME", "account_id": "X", "count": 0}]}',
+            headers={"Origin": origin, "Content-Type": "text/plain"},
+        ) as response:  # fmt: skip
+            assert response.status == 400
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+            assert await response.json() == {"errors": [
+                {"index": 0, "field": "count", "message": "must be a whole number from 1 to 1000000"}
+            ]}  # fmt: skip
+        async with session.post(
+            url, data='{"service_id": "SP-OTHER", "account_id": "X"}',
+            headers={"Origin": origin, "Content-Type": "text/plain"},
+        ) as response:  # fmt: skip
+            assert (response.status, await response.json()) == (
+                403, {"error": "origin not allowed for service SP-OTHER"}
+            )  # fmt: skip
+        async with session.post(url, data="{}") as response:
+            assert (response.status, await response.json()) == (
+                403, {"error": "an Origin header is required"}
+            )  # fmt: skip
+
+
+async def test_browser_collect_accepts_a_beacon(collector: Pipeline) -> None:
+    before = await collector.end_offsets()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{collector.collector_url}/v1/collect",
+            data='{"batch": [{"service_id": "SP-ACME", "account_id": "X", "module": "Reports", '
+            '"activity": "Export", "event_id": "b-1"}]}',
+            headers={"Origin": collector.collector_url, "Content-Type": "text/plain"},
+        ) as response,
+    ):
+        assert (response.status, await response.json()) == (202, {"accepted": 1})
+    after = await collector.end_offsets()
+    assert sum(after.values()) - sum(before.values()) == 1
