@@ -66,10 +66,10 @@ return {1, tonumber(ARGV[2]), duplicates}
 # caught_up_ms, only if Redis still holds the offset it applied (so a zombie cannot claim it).
 MARK_CAUGHT_UP = """
 local stored = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
-if stored ~= tonumber(ARGV[1]) then return 0 end
+if stored ~= tonumber(ARGV[1]) then return {0, stored} end
 local current = tonumber(redis.call('HGET', KEYS[1], 'caught_up_ms') or '0')
 if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], 'caught_up_ms', ARGV[2]) end
-return 1
+return {1, stored}
 """
 
 
@@ -105,14 +105,24 @@ class BucketWriter:
         applied, stored, duplicates = await self._apply(keys=keys, args=args)
         return ApplyResult(bool(applied), int(stored), int(duplicates))
 
-    async def mark_caught_up(self, caught_up: dict[int, tuple[int, int]]) -> None:
-        """Record, per partition, (applied offset, time it was the partition's end)."""
+    async def mark_caught_up(self, caught_up: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Record, per partition, (applied offset, time it was the partition's end).
+
+        Returns the partitions where Redis holds another offset than the one applied,
+        with the offset it holds: Redis went back in time (restored from its AOF) or
+        another consumer owns the partition now.
+        """
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition, (offset, at_ms) in caught_up.items():
                 await self._mark_caught_up(
                     keys=[self._keys.applied(partition)], args=[offset, at_ms], client=pipe
                 )
-            await pipe.execute()
+            results = await pipe.execute()
+        return {
+            partition: int(stored)
+            for partition, (marked, stored) in zip(caught_up, results, strict=True)
+            if not marked
+        }
 
     def script_arguments(
         self, batch: PartitionBatch, expected_offset: int, now_ms: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -17,8 +18,19 @@ from redis.exceptions import RedisError
 
 from aggregator.batch import Record, summarize
 from aggregator.buckets import BucketWriter
+from aggregator.metrics import (
+    APPLY_SECONDS,
+    BATCH_SIZE,
+    BATCHES,
+    DUPLICATES,
+    EVENTS_APPLIED,
+    FENCED,
+    REDIS_RETRIES,
+)
 from common.clock import Clock
+from common.heartbeat import Heartbeat
 from common.keys import KeyLayout
+from common.metrics import serve_metrics
 from common.settings import Settings
 from common.topics import ensure_topic
 
@@ -46,6 +58,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         self.stop = stop
         self.clock = clock
         self.caught_up_marked: dict[TopicPartition, int] = {}
+        self.heartbeat = Heartbeat(redis, keys, "aggregator")
         self.applied: dict[TopicPartition, int] = {}
         self.gaps: dict[TopicPartition, int] = {}
         self.stats: Counter[str] = Counter()
@@ -82,6 +95,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 return await call()
             except RedisError as error:
                 self.stats["redis_retries"] += 1
+                REDIS_RETRIES.inc()
                 log.warning("Redis unavailable (%r); retrying", error)
                 if self.stop.is_set():
                     return None
@@ -107,22 +121,29 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             log.error("partition %d: offsets %d..%d are gone from Kafka (retention?)",
                       tp.partition, expected + 1, fresh[0].offset - 1)  # fmt: skip
         batch = summarize(tp.partition, fresh)
+        started = time.perf_counter()
         result = await self.redis_call(
             lambda: self.writer.apply(batch, expected, self.clock.now_ms())
         )
         if result is None:
             return
+        APPLY_SECONDS.observe(time.perf_counter() - started)
         if result.applied:
             self.applied[tp] = batch.last_offset
             self.stats["events"] += batch.events
             self.stats["batches"] += 1
             self.stats["duplicates"] += result.duplicates
             self.stats["undecodable"] += batch.undecodable
+            EVENTS_APPLIED.inc(batch.events - result.duplicates)
+            BATCHES.inc()
+            BATCH_SIZE.observe(len(fresh))
+            DUPLICATES.inc(result.duplicates)
             return
         # Another consumer moved this partition on (we were a zombie), Redis went back in
         # time (restarted from its AOF), or a retried write had in fact landed: resume from
         # what Redis holds.
         self.stats["fenced"] += 1
+        FENCED.inc()
         log.warning(
             "partition %d: Redis holds offset %d, expected %d; resuming from there",
             tp.partition, result.stored_offset, expected,
@@ -159,8 +180,21 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             if at_ms - self.caught_up_marked.get(tp, 0) >= CAUGHT_UP_EVERY_MS:
                 caught_up[tp.partition] = (offset, at_ms)
                 self.caught_up_marked[tp] = at_ms
-        if caught_up:
-            await self.redis_call(lambda: self.writer.mark_caught_up(caught_up))
+        if not caught_up:
+            return
+        moved = await self.redis_call(lambda: self.writer.mark_caught_up(caught_up)) or {}
+        for tp in [tp for tp in self.applied if tp.partition in moved]:
+            # An idle partition writes no batch that could be fenced; this is where it
+            # learns that Redis lost writes, and re-reads them.
+            self.stats["fenced"] += 1
+            FENCED.inc()
+            log.warning(
+                "partition %d: Redis holds offset %d, expected %d; resuming from there",
+                tp.partition, moved[tp.partition], self.applied[tp],
+            )  # fmt: skip
+            self.applied[tp] = moved[tp.partition]
+            self.consumer.seek(tp, moved[tp.partition] + 1)
+            self.caught_up_marked.pop(tp, None)
 
     async def commit_advisory(self) -> None:
         """Tell Kafka how far we are, for standard lag tools; Redis stays the source of truth."""
@@ -184,11 +218,15 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.commit_advisory()
             await self.register_partitions()
             await self.mark_caught_up()
+            await self.redis_call(
+                lambda: self.heartbeat.beat(partitions=sorted(tp.partition for tp in self.applied))
+            )
 
 
 async def run(settings: Settings) -> None:
     """Consume in group settings.consumer_group until SIGTERM, then drain and leave the group."""
     await ensure_topic(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
+    serve_metrics(settings.metrics_port)
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
     redis = Redis.from_url(settings.redis_url)
     consumer = AIOKafkaConsumer(
@@ -228,5 +266,7 @@ async def run(settings: Settings) -> None:
             log.warning(
                 "Kafka did not answer within %.0f s while leaving the group", SHUTDOWN_TIMEOUT_S
             )
+        with contextlib.suppress(RedisError):
+            await aggregator.heartbeat.stop()
         await redis.aclose()
         log.info("aggregator stopped: %s", dict(aggregator.stats))

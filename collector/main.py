@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from collector.browser import collect, collect_preflight, demo, usage_js
 from collector.context import CLOCK, LIMITS, PRODUCER, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
+from collector.metrics import measure, pending_rejects
 from collector.pixel import pixel
 from collector.producer import EventProducer
 from collector.server_events import MAX_BODY_BYTES, post_events
+from common.heartbeat import Heartbeat
 from common.keys import KeyLayout
+from common.metrics import metrics
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -25,6 +30,7 @@ from common.topics import ensure_topic
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 15.0
+REPORT_EVERY_S = 2.0
 
 
 async def clients(app: web.Application) -> AsyncIterator[None]:
@@ -36,18 +42,41 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url)
     app[PRODUCER] = producer
     app[REDIS] = redis
-    app[LIMITS] = NameLimits(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
+    keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
+    app[LIMITS] = NameLimits(redis, keys)
+    reporter = asyncio.create_task(report_health(redis, keys))
     try:
         yield
     finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
         await producer.stop()
         await redis.aclose()
+
+
+async def report_health(redis: Redis, keys: KeyLayout) -> None:
+    """Every few seconds: the heartbeat, and rejects by reason for the ops dashboard."""
+    heartbeat = Heartbeat(redis, keys, "collector")
+    while True:
+        try:
+            await heartbeat.beat()
+            if pending_rejects:
+                reasons = dict(pending_rejects)
+                pending_rejects.clear()
+                async with redis.pipeline(transaction=False) as pipe:
+                    for reason, count in reasons.items():
+                        pipe.hincrby(keys.rejects(), reason, count)
+                    await pipe.execute()
+        except RedisError as error:
+            log.warning("could not report health to Redis: %r", error)
+        await asyncio.sleep(REPORT_EVERY_S)
 
 
 def build_app(settings: Settings, services: dict[str, Service]) -> web.Application:
     """Wire the collector's routes and clients."""
     # Slack over the 1 MiB limit so the handler, not the framework, answers 413 in JSON.
-    app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
+    app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[measure])
     app[SETTINGS] = settings
     app[CLOCK] = settings.clock()
     app[SERVICES] = services
@@ -61,6 +90,7 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     app.router.add_get("/demo", demo)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

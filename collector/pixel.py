@@ -10,6 +10,7 @@ from aiohttp import web
 
 from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
+from collector.metrics import EVENTS
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, validate_event
 
@@ -88,6 +89,7 @@ async def pixel(request: web.Request) -> web.Response:
     try:
         event = validate_event(pixel_event(params), services, received_ms)
     except InvalidEvent as invalid:
+        EVENTS.labels("pixel", "rejected").inc()
         return gif(400, pixel_error(invalid.errors[0]))
     try:
         refused = await limit_errors(request.app[LIMITS], services, [event])
@@ -96,4 +98,5 @@ async def pixel(request: web.Request) -> web.Response:
         await request.app[PRODUCER].publish([event])
     except Unavailable:
         return gif(503, "events cannot be stored right now")
+    EVENTS.labels("pixel", "accepted").inc()
     return gif(200)

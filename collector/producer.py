@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from collector.metrics import KAFKA_SEND_ERRORS
 from common.events import UsageEvent, to_wire
 from common.settings import Settings
 
@@ -90,6 +91,7 @@ class EventProducer:
                 ]
                 await asyncio.gather(*acknowledgements)
         except (KafkaError, TimeoutError) as error:
+            KAFKA_SEND_ERRORS.inc()
             log.warning("Kafka did not acknowledge %d events: %r", len(events), error)
             raise KafkaUnavailable(str(error)) from error
 

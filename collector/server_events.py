@@ -9,6 +9,7 @@ from aiohttp import web
 
 from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
+from collector.metrics import ENDPOINTS, EVENTS
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
 from common.http import bearer_key, json_error, json_response, service_of_key
@@ -78,10 +79,12 @@ async def accept_events(
 ) -> web.Response:
     """Validate, check limits and publish a whole batch; 202 once Kafka has all of it."""
     services = request.app[SERVICES]
+    endpoint = ENDPOINTS.get(request.path, request.path)
     events, errors = validate_batch(
         batch, services, default_service_id, request.app[CLOCK].now_ms()
     )
     if errors:
+        EVENTS.labels(endpoint, "rejected").inc(len(batch))
         return errors_response(errors)
     try:
         refused = await limit_errors(request.app[LIMITS], services, events)
@@ -92,6 +95,7 @@ async def accept_events(
         return json_error(
             503, "events cannot be stored right now; retry later", {"Retry-After": RETRY_AFTER_S}
         )
+    EVENTS.labels(endpoint, "accepted").inc(len(events))
     return json_response({"accepted": len(events)}, status=202)
 
 

@@ -77,6 +77,10 @@ class KeyLayout:
             f"{self.partition_tag(partition)}:staged:{flush_id}:bucket:{encode_parts(account_id)}"
         )
 
+    def heartbeat(self, component: str, member: str) -> str:
+        """Key with a TTL that a live worker keeps refreshing."""
+        return f"{self.prefix}:heartbeat:{self.topic}:{component}:{member}"
+
     def rejects(self) -> str:
         """Hash: reason -> number of events or updates refused after Kafka."""
         return f"{self.prefix}:rejects:{self.topic}"

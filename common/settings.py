@@ -29,6 +29,7 @@ class Settings:
     flush_fsync_wait_ms: int = 2500
     flusher_interval_ms: int = 2000
     clock_shift_file: Path | None = None
+    metrics_port: int = 0
 
     @property
     def watermark_slack_ms(self) -> int:
@@ -61,6 +62,7 @@ class Settings:
             dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
             flush_fsync_wait_ms=_integer(env, "FLUSH_FSYNC_WAIT_MS", defaults.flush_fsync_wait_ms),
             flusher_interval_ms=_integer(env, "FLUSHER_INTERVAL_MS", defaults.flusher_interval_ms),
+            metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port),
             clock_shift_file=Path(env["CLOCK_SHIFT_FILE"]) if env.get("CLOCK_SHIFT_FILE") else None,
         )
         settings.check()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,10 +18,12 @@ from common.days import local_day, parse_day
 from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, text_problem
 from common.http import bearer_key, json_error, json_response, service_of_key
 from common.keys import KeyLayout
+from common.metrics import metrics
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
 from rollup.live import LiveBuckets
+from rollup.ops import LagMonitor
 from rollup.queries import UsageReader
 from rollup.store import AccountUpdate, Store
 from rollup.usage import group_rows, parse_by
@@ -31,8 +36,10 @@ STORE = web.AppKey("store", Store)
 LIVE = web.AppKey("live", LiveBuckets)
 FLUSHER = web.AppKey("flusher", Flusher)
 READER = web.AppKey("reader", UsageReader)
+MONITOR = web.AppKey("monitor", LagMonitor)
 
 MAX_RANGE_DAYS = 400
+SAMPLER_STOP_S = 10.0
 ACCOUNT_BODY_FIELDS = {"parent_id", "name", "account_type", "product_id", "attributes"}
 
 
@@ -242,6 +249,37 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """200 when Kafka, Redis, SQL and every kind of worker are up; else 503 naming what is down."""
+    monitor = request.app[MONITOR]
+    checks = {
+        "kafka": "ok" if monitor.kafka_reachable else "down",
+        "redis": "ok" if monitor.redis_reachable else "down",
+    }
+    try:
+        await request.app[STORE].committed(["readiness-probe"])
+        checks["sql"] = "ok"
+    except Exception:  # any driver error means the store is not usable
+        checks["sql"] = "down"
+    for component in ("collector", "aggregator", "flusher"):
+        checks[component] = "ok" if monitor.components.get(component) else "down"
+    down = sorted(name for name, state in checks.items() if state != "ok")
+    return json_response(
+        {"status": "ready" if not down else "unavailable", "checks": checks, "down": down},
+        status=200 if not down else 503,
+    )
+
+
+async def ops_lag(request: web.Request) -> web.Response:
+    """GET /v1/ops/lag: per-partition lag and status, totals, history, rejects, flushes."""
+    return json_response(await request.app[MONITOR].report())
+
+
+async def ops_page(request: web.Request) -> web.Response:
+    page = resources.files("rollup").joinpath("static/ops.html").read_bytes()
+    return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+
 async def clients(app: web.Application) -> AsyncIterator[None]:
     """Open the SQL store and Redis for the app's lifetime."""
     settings = app[SETTINGS]
@@ -251,9 +289,17 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     app[LIVE] = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     app[FLUSHER] = Flusher(app[LIVE], store, app[SERVICES], settings, settings.clock())
     app[READER] = UsageReader(store, app[LIVE])
+    app[MONITOR] = LagMonitor(settings, redis, app[FLUSHER])
+    stop_sampling = asyncio.Event()
+    sampler = asyncio.create_task(app[MONITOR].run(stop_sampling))
     try:
         yield
     finally:
+        stop_sampling.set()
+        try:
+            await asyncio.wait_for(sampler, SAMPLER_STOP_S)
+        except TimeoutError:
+            log.warning("lag sampler did not stop within %.0f s", SAMPLER_STOP_S)
         await redis.aclose()
         await store.close()
 
@@ -272,4 +318,11 @@ def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Applic
     app.router.add_get(prefix + "/inactive-users", inactive_users)
     app.router.add_get(prefix + "/flush-status", flush_status)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/ops/lag", ops_lag)
+    app.router.add_get("/ops", ops_page)
+    app.router.add_static(
+        "/ops/static", Path(str(resources.files("rollup").joinpath("static/vendor")))
+    )
     return app

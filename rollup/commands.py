@@ -71,7 +71,7 @@ async def rebuild(settings: Settings, service_id: str, first_day: date, last_day
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the query API until SIGTERM or SIGINT."""
     app = build_app(settings, load_services(settings.services_file))
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

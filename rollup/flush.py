@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from rollup.faults import crash_point
 from rollup.live import LiveBuckets
+from rollup.metrics import FLUSH_SECONDS, FLUSHED_ROWS, FLUSHES
 from rollup.registry import sync_account_updates
 from rollup.rollups import rebuild_rollups
 from rollup.store import Flush, Store
@@ -102,6 +103,9 @@ async def flush_day(
     report = FlushReport(
         service_id, day, len(partitions), rows, events, pending, time.monotonic() - started
     )
+    FLUSHES.labels(service_id).inc()
+    FLUSHED_ROWS.labels(service_id).inc(rows)
+    FLUSH_SECONDS.observe(report.seconds)
     log.info(
         "flushed %s %s: %d rows, %d events from %d partitions (%d interrupted flushes "
         "finished) in %.2f s",

@@ -14,11 +14,14 @@ from redis.asyncio import Redis
 
 from common.clock import Clock
 from common.days import day_end_ms, local_day
+from common.heartbeat import Heartbeat
 from common.keys import KeyLayout
+from common.metrics import serve_metrics
 from common.services import Service, load_services
 from common.settings import Settings
 from rollup.flush import finish_interrupted, flush_day
 from rollup.live import LiveBuckets
+from rollup.metrics import DAYS_WAITING
 from rollup.registry import sync_account_updates
 from rollup.store import Store
 from rollup.watermark import PartitionProgress, holding_back, is_complete
@@ -119,10 +122,15 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info("flusher watching %d services", len(flusher.services))
+    serve_metrics(settings.metrics_port)
+    heartbeat = Heartbeat(redis, flusher.live.keys, "flusher")
     try:
         while not stop.is_set():
             try:
+                await heartbeat.beat()
                 await flusher.flush_complete_days()
+                for service in (await flusher.status())["services"]:
+                    DAYS_WAITING.labels(service["service_id"]).set(len(service["days_waiting"]))
             except Exception:
                 # One bad pass (Redis or SQL briefly away) must not stop the daemon; the next
                 # pass redoes whatever was left, exactly once.

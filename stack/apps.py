@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ APPS: dict[str, list[str]] = {
     "api": ["-m", "rollup", "serve", "--port", str(API_PORT)],
 }
 PORTS = {"collector": COLLECTOR_PORT, "api": API_PORT}
+METRICS_PORTS = {"aggregator": 9101, "flusher": 9102}  # the others serve /metrics themselves
 
 
 def start_apps(home: Path, cwd: Path) -> None:
@@ -27,7 +29,10 @@ def start_apps(home: Path, cwd: Path) -> None:
         if read_pid(pid_file):
             continue
         log_file = home / "logs" / f"{name}.log"
-        pid = spawn([sys.executable, *args], log_file, pid_file, cwd=cwd)
+        env = dict(os.environ)
+        if name in METRICS_PORTS:
+            env["METRICS_PORT"] = str(METRICS_PORTS[name])
+        pid = spawn([sys.executable, *args], log_file, pid_file, env=env, cwd=cwd)
         if name in PORTS:
             wait_for_port("127.0.0.1", PORTS[name], timeout_s=60, pid=pid)
         else:

@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,8 +153,11 @@ async def test_redis_killed_and_restarted_from_its_aof(pipeline: Pipeline, tmp_p
         redis = start_redis(redis_dir, port)
         # Then the harder case: a restart that lost the AOF's last seconds (as after a
         # power cut with appendfsync everysec). Counts and offsets go back in time together.
+        # The restart comes after the load has ended, so every partition is idle: no new
+        # batch will find the older offset; the consumer must notice it all the same.
         await asyncio.sleep(2)
         shutil.copytree(redis_dir / "appendonlydir", tmp_path / "aof-snapshot")
+        await load
         await asyncio.sleep(1.5)
         redis.kill()
         redis.wait()
@@ -265,11 +267,6 @@ async def test_client_retries_after_timeouts_reusing_event_ids(pipeline: Pipelin
             await sender.post(batch)  # and, to be sure, sends it once more
     assert ledger.acknowledged_events == 20_000
     await finish_and_check(pipeline, ledger, "client retries with event_id")
-
-
-def test_kafka_jars_are_there_for_the_dedicated_broker() -> None:
-    assert any((STACK_HOME / "kafka" / "libs").glob("kafka_2.13-*.jar"))
-    assert subprocess.run(["redis-server", "--version"], capture_output=True).returncode == 0
 
 
 async def test_sigterm_drains_collector_and_aggregator(pipeline: Pipeline) -> None:

@@ -1,0 +1,61 @@
+"""The collector's Prometheus metrics, and rejects counted for the ops dashboard."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "usage_collector_requests_total",
+    "HTTP requests by endpoint and outcome",
+    ["endpoint", "outcome"],
+)
+EVENTS = Counter(
+    "usage_collector_events_total", "Events by endpoint and outcome", ["endpoint", "outcome"]
+)
+LATENCY = Histogram(
+    "usage_collector_request_seconds",
+    "Time to answer, Kafka acknowledgement included",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+KAFKA_SEND_ERRORS = Counter(
+    "usage_collector_kafka_send_errors_total", "Publishes Kafka did not acknowledge"
+)
+IN_FLIGHT = Gauge("usage_collector_requests_in_flight", "Requests being answered now")
+
+ENDPOINTS = {"/pixel.gif": "pixel", "/v1/events": "events", "/v1/collect": "collect"}
+OUTCOMES = {2: "accepted", 4: "rejected", 5: "unavailable"}
+
+# Rejects by reason since the last report to Redis (for the dashboard's rejects chart).
+pending_rejects: Tally[str] = Tally()
+
+
+def count_reject(reason: str) -> None:
+    pending_rejects[reason] += 1
+
+
+@web.middleware
+async def measure(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Count requests and time them, for the ingest endpoints."""
+    endpoint = ENDPOINTS.get(request.path)
+    if endpoint is None or request.method == "OPTIONS":
+        return await handler(request)
+    started = time.perf_counter()
+    IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+    finally:
+        IN_FLIGHT.dec()
+    LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+    outcome = OUTCOMES.get(response.status // 100, "other")
+    REQUESTS.labels(endpoint, outcome).inc()
+    if outcome == "rejected":
+        count_reject(f"{endpoint} {response.status}")
+    return response
