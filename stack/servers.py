@@ -9,7 +9,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from common.topics import ensure_topic
-from stack import kafka, redis
+from stack import kafka, postgres, redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_HOME = PROJECT_ROOT / ".stack"
@@ -33,6 +33,8 @@ def stop_servers(home: Path = STACK_HOME, names: list[str] | None = None) -> Non
     """Stop the servers this project started (all of them unless names says which)."""
     if names is None or "kafka" in names:
         kafka.stop_server(home)
+    if names is None or "postgres" in names:
+        postgres.stop_server(home)
     if names is None or "redis" in names:
         redis.stop_server(home)
 
