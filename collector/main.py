@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from collector.pixel import pixel
 from collector.producer import EventProducer
 from collector.server_events import MAX_BODY_BYTES, post_events
 from common.heartbeat import Heartbeat
+from common.http import serve_until_signalled
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.services import Service, load_services
@@ -97,17 +97,4 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
 async def run(settings: Settings, host: str, port: int, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT; then stop accepting and finish requests in flight."""
     app = build_app(settings, load_services(settings.services_file))
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
-        await site.start()
-        log.info("collector listening on http://%s:%d", host, port)
-        await stop.wait()
-        log.info("collector stopping: finishing requests in flight")
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(app, "collector", host, port, SHUTDOWN_TIMEOUT_S, reuse_port)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,6 +13,8 @@ import orjson
 from aiohttp import web
 
 from common.services import Service
+
+log = logging.getLogger(__name__)
 
 
 def json_response(
@@ -46,3 +51,28 @@ def service_of_key(key: str, services: Iterable[Service], kind: str) -> Service 
             if hmac.compare_digest(encoded, candidate.encode()):
                 found = service
     return found
+
+
+async def serve_until_signalled(
+    app: web.Application,
+    name: str,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    reuse_port: bool = False,
+) -> None:
+    """Serve app until SIGTERM or SIGINT; then stop accepting and finish requests in flight."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout_s, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
+        await site.start()
+        log.info("%s listening on http://%s:%d", name, host, port)
+        await stop.wait()
+        log.info("%s stopping: finishing requests in flight", name)
+    finally:
+        await runner.cleanup()

@@ -41,6 +41,7 @@ from load.traffic import TrafficShape
 from rollup.store import AccountUpdate, Store
 from stack import postgres
 from stack.processes import wait_for_port
+from stack.redis import unlink_matching
 from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers
 
 SERVICE = "SP-DEMO"
@@ -166,14 +167,7 @@ class Stage:
     async def cleanup_redis(self) -> None:
         redis = Redis.from_url("redis://127.0.0.1:6379/0")
         try:
-            batch = []
-            async for key in redis.scan_iter(match=f"{self.name}:*", count=5000):
-                batch.append(key)
-                if len(batch) >= 5000:
-                    await redis.unlink(*batch)
-                    batch = []
-            if batch:
-                await redis.unlink(*batch)
+            await unlink_matching(redis, f"{self.name}:*")
         finally:
             await redis.aclose()
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from datetime import date
 
-from aiohttp import web
-
 from common.days import day_end_ms
+from common.http import serve_until_signalled
 from common.services import load_services
 from common.settings import Settings, SettingsError
 from rollup.api import build_app
@@ -19,6 +16,8 @@ from rollup.registry import sync_account_updates
 from rollup.rollups import rebuild_rollups
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 5.0
 
 
 class NotComplete(RuntimeError):
@@ -71,15 +70,4 @@ async def rebuild(settings: Settings, service_id: str, first_day: date, last_day
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the query API until SIGTERM or SIGINT."""
     app = build_app(settings, load_services(settings.services_file))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await web.TCPSite(runner, host, port).start()
-        log.info("query API listening on http://%s:%d", host, port)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(app, "query API", host, port, SHUTDOWN_TIMEOUT_S)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import redis as redis_client
+from redis.asyncio import Redis as AsyncRedis
 
 from stack.processes import port_open, read_pid, spawn, stop, wait_for_port
 
@@ -60,6 +61,18 @@ def require_aof(port: int) -> None:
             print(f"redis on port {port}: turned on appendonly (AOF)", flush=True)
     finally:
         client.close()
+
+
+async def unlink_matching(client: AsyncRedis, pattern: str) -> None:
+    """Delete every key matching pattern (a test's or a benchmark's own prefix)."""
+    batch = []
+    async for key in client.scan_iter(match=pattern, count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            await client.unlink(*batch)
+            batch = []
+    if batch:
+        await client.unlink(*batch)
 
 
 def is_running(home: Path, port: int = REDIS_PORT) -> bool:

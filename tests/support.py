@@ -28,6 +28,7 @@ from common.settings import Settings
 from common.topics import ensure_topic
 from load.traffic import CountKey
 from stack.processes import wait_for_port
+from stack.redis import unlink_matching
 from stack.servers import PROJECT_ROOT
 
 SERVICES_TOML = """
@@ -222,14 +223,7 @@ class Pipeline:
             await redis.aclose()
             return  # the test's own Redis is gone already
         try:
-            batch = []
-            async for key in redis.scan_iter(match=f"{self.name}:*", count=5000):
-                batch.append(key)
-                if len(batch) >= 5000:
-                    await redis.unlink(*batch)
-                    batch = []
-            if batch:
-                await redis.unlink(*batch)
+            await unlink_matching(redis, f"{self.name}:*")
         finally:
             await redis.aclose()
 
