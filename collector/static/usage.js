@@ -13,7 +13,7 @@
   var queue = [];
   var timer = null;
   var retryMs = FIRST_RETRY_MS;
-  var inFlight = false;
+  var inFlight = 0; // events in the request under way
   var lastHeartbeat = 0;
 
   function guard(fn) {
@@ -106,11 +106,11 @@
       return;
     }
     var batch = queue.splice(0, MAX_BATCH);
-    inFlight = true;
+    inFlight = batch.length;
     fetch(endpoint("/v1/collect"), { method: "POST", body: body(batch), keepalive: true,
                                      headers: { "Content-Type": "text/plain" } })
       .then(function (response) {
-        inFlight = false;
+        inFlight = 0;
         if (response.status === 503 || response.status === 429 || response.status >= 500) {
           queue = batch.concat(queue); // same event ids: a retry counts once
           backOff();
@@ -123,7 +123,7 @@
         if (queue.length) schedule(0);
       })
       .catch(function () {
-        inFlight = false;
+        inFlight = 0;
         queue = batch.concat(queue);
         backOff();
       });
@@ -185,7 +185,8 @@
 
     flush: guard(function () { send(false); }),
 
-    pending: function () { return queue.length; }
+    // Events not yet accepted by the collector: queued or in the request under way.
+    pending: function () { return queue.length + inFlight; }
   };
 
   global.usage = usage;

@@ -69,8 +69,10 @@ async def test_raw_and_aggregated_files_count_once_even_when_re_run(
     assert run_import(pipeline, raw) == expected_raw  # a re-run: same ids, nothing counted
     assert run_import(pipeline, aggregated) == expected_aggregated
     await pipeline.drain()
-    flush = pipeline.flush(TODAY)
-    assert flush.returncode == 0, flush.stderr
+    # The raw rows are 1 to 3 hours old: just after midnight UTC they count for yesterday.
+    for day in sorted({TODAY, *((NOW - timedelta(hours=h)).date().isoformat() for h in (1, 2, 3))}):
+        flush = pipeline.flush(day)
+        assert flush.returncode == 0, flush.stderr
     assert pipeline.durable_counts() == {
         ("ACME", "joe@acme.com", "Invoices", "Create"): 2,
         ("ACME", "ann@acme.com", "Invoices", "Send"): 1,
