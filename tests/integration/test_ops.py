@@ -84,8 +84,11 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
     async with aiohttp.ClientSession() as session:
         await send(pipeline, 300, "a")
         await pipeline.drain()
-        report = await wait_report(session, pipeline, all_ok)
-        assert report["components"] == {"collector": 1, "aggregator": 1, "flusher": 1}
+        everyone = {"collector": 1, "aggregator": 1, "flusher": 1}
+        report = await wait_report(
+            session, pipeline, lambda r: all_ok(r) and r["components"] == everyone
+        )
+        assert report["components"] == everyone
 
         pipeline.stop("aggregator")  # leaves the group; its heartbeat goes with it
         before = await pipeline.end_offsets()

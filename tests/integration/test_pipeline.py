@@ -127,6 +127,18 @@ async def test_events_flow_to_live_then_durable_counts(pipeline: Pipeline) -> No
         live = [key for key in await pipeline.redis_keys() if ":bucket:" in key or ":staged" in key]
         assert live == []
 
+        # The flush moved the pixel's account parameters into the registry too.
+        status, widget = await get_json(
+            session, f"{pipeline.api_url}/v1/services/SP-ACME/accounts/XYZ_Widget1", ACME_READ_KEY
+        )
+        assert (status, widget["name"], widget["parent_id"], widget["attributes"]) == (
+            200, "Acme Widget 1", "XYZ", {"Contract Value": "1000"},
+        )  # fmt: skip
+        status, widget2 = await get_json(
+            session, f"{pipeline.api_url}/v1/services/SP-ACME/accounts/ABC_Widget2", ACME_READ_KEY
+        )
+        assert (status, widget2["parent_id"], widget2["ancestors"]) == (200, "ABC", ["XYZ", "ABC"])
+
         again = pipeline.run_command("rollup", "flush", "--service", "SP-ACME", "--day", TODAY,
                                      "--force")  # fmt: skip
         assert again.returncode == 0, again.stderr
