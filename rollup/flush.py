@@ -54,11 +54,12 @@ async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> tupl
     rows_total = events_total = 0
     for flush_id, (service_id, day) in staged.items():
         if flush_id not in committed:
-            rows = await live.staged_rows(partition, flush_id, service_id, day)
+            chunks = live.staged_rows(partition, flush_id, service_id, day)
             flush = Flush(flush_id, service_id, day, partition, datetime.now(UTC))
-            if await store.commit_flush(flush, rows):
-                rows_total += len(rows)
-                events_total += sum(row.count for row in rows)
+            totals = await store.commit_flush_chunks(flush, chunks)
+            if totals is not None:
+                rows_total += totals[0]
+                events_total += totals[1]
             crash_point("committed")
         await live.drop_staged(partition, flush_id)
     return rows_total, events_total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rollup.store import CountRow
@@ -69,19 +69,15 @@ class Rollup:
         default_factory=lambda: defaultdict(int)
     )  # (account, module, activity) -> count
     users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    chains: dict[str, list[str]] = field(default_factory=dict)
 
-
-def roll_up(rows: Iterable[CountRow], parents: Parents) -> Rollup:
-    """Add every row to its account and to each of the account's ancestors."""
-    rollup = Rollup()
-    chains: dict[str, list[str]] = {}
-    for row in rows:
-        chain = chains.get(row.account_id)
+    def add(self, row: CountRow, parents: Parents) -> None:
+        """Add a row to its account and to each of the account's ancestors."""
+        chain = self.chains.get(row.account_id)
         if chain is None:
             chain = [row.account_id, *ancestors(row.account_id, parents)]
-            chains[row.account_id] = chain
+            self.chains[row.account_id] = chain
         for account in chain:
-            rollup.counts[(account, row.module, row.activity)] += row.count
+            self.counts[(account, row.module, row.activity)] += row.count
             if row.user_id:
-                rollup.users[account].add(row.user_id)
-    return rollup
+                self.users[account].add(row.user_id)

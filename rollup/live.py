@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -187,9 +187,8 @@ class LiveBuckets:
 
     async def staged_rows(
         self, partition: int, flush_id: str, service_id: str, day: date
-    ) -> list[CountRow]:
-        """Read every bucket staged under flush_id."""
-        rows: list[CountRow] = []
+    ) -> AsyncIterator[list[CountRow]]:
+        """Read the buckets staged under flush_id, a chunk of accounts at a time."""
         accounts = [
             decode(m)
             async for m in self.redis.sscan_iter(
@@ -201,9 +200,10 @@ class LiveBuckets:
                 for account_id in chunk:
                     pipe.hgetall(self.keys.staged_bucket(partition, flush_id, account_id))
                 results = await pipe.execute()
+            rows: list[CountRow] = []
             for account_id, fields in zip(chunk, results, strict=True):
                 rows.extend(count_rows(service_id, day, account_id, fields))
-        return rows
+            yield rows
 
     async def drop_staged(self, partition: int, flush_id: str) -> None:
         """Delete a committed flush's staged buckets, then its registry entry (last)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from rollup.hierarchy import roll_up
+from rollup.hierarchy import Rollup
 from rollup.store import Store
 
 log = logging.getLogger(__name__)
@@ -18,9 +18,13 @@ async def rebuild_rollups(store: Store, service_id: str, day: date) -> int:
     descendants per module/activity, and the number of distinct active users there.
     Returns the number of accounts rolled up.
     """
-    rows = await store.day_counts(service_id, day)
-    await store.ensure_accounts(service_id, (row.account_id for row in rows))
-    rollup = roll_up(rows, await store.parents(service_id))
+    parents = await store.parents(service_id)
+    rollup = Rollup()
+    seen: set[str] = set()
+    async for row in store.day_counts(service_id, day):  # streamed: a day can be large
+        rollup.add(row, parents)
+        seen.add(row.account_id)
+    await store.ensure_accounts(service_id, seen - set(parents))
     accounts = {account for account, _, _ in rollup.counts}
     active = {account: len(rollup.users.get(account, ())) for account in accounts}
     await store.replace_rollups(service_id, day, rollup.counts, active)

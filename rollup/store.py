@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -199,12 +199,20 @@ class Store:
             return {row[0] for row in result}
 
     async def commit_flush(self, flush: Flush, rows: Sequence[CountRow]) -> bool:
-        """Add rows to the durable counts and record the flush, in one transaction.
+        """Add rows to the durable counts and record the flush, in one transaction."""
+        return await self.commit_flush_chunks(flush, _single(rows)) is not None
+
+    async def commit_flush_chunks(
+        self, flush: Flush, chunks: AsyncIterator[Sequence[CountRow]]
+    ) -> tuple[int, int] | None:
+        """Add the rows of every chunk to the durable counts and record the flush, in one
+        transaction; only a chunk at a time is in memory. Returns (rows, events).
 
         Exactly once: the flush id is the record's primary key and is written first, so a
         flush re-run after a crash, or run twice at once, adds its counts only once.
-        Returns False when the flush id was committed already.
+        Returns None when the flush id was committed already.
         """
+        rows = events = 0
         try:
             async with self.engine.begin() as connection:
                 await connection.execute(
@@ -213,16 +221,24 @@ class Store:
                         service_id=flush.service_id,
                         day=flush.day,
                         partition=flush.partition,
-                        rows=len(rows),
-                        events=sum(row.count for row in rows),
+                        rows=0,
+                        events=0,
                         started_at=flush.started_at,
                         committed_at=datetime.now(UTC),
                     )
                 )
-                await self._add_counts(connection, rows)
+                async for chunk in chunks:
+                    await self._add_counts(connection, chunk)
+                    rows += len(chunk)
+                    events += sum(row.count for row in chunk)
+                await connection.execute(
+                    flushes.update()
+                    .where(flushes.c.flush_id == flush.flush_id)
+                    .values(rows=rows, events=events, committed_at=datetime.now(UTC))
+                )
         except sa.exc.IntegrityError:
-            return False
-        return True
+            return None
+        return rows, events
 
     async def _add_counts(self, connection: AsyncConnection, rows: Sequence[CountRow]) -> None:
         if not rows:
@@ -445,15 +461,16 @@ class Store:
                 rows.extend(CountRow(**row._mapping) for row in result)
         return rows
 
-    async def day_counts(self, service_id: str, day: date) -> list[CountRow]:
-        """Return every durable count of a service's day."""
+    async def day_counts(self, service_id: str, day: date) -> AsyncIterator[CountRow]:
+        """Stream every durable count of a service's day."""
         async with self.engine.connect() as connection:
             result = await connection.stream(
-                sa.select(daily_counts).where(
-                    daily_counts.c.service_id == service_id, daily_counts.c.day == day
-                )
+                sa.select(daily_counts)
+                .where(daily_counts.c.service_id == service_id, daily_counts.c.day == day)
+                .execution_options(yield_per=5000)
             )
-            return [CountRow(**row._mapping) async for row in result]
+            async for row in result:
+                yield CountRow(**row._mapping)
 
     async def replace_rollups(
         self,
@@ -529,6 +546,10 @@ class Store:
                 .order_by(flushes.c.day)
             )
             return [row[0] for row in result]
+
+
+async def _single(rows: Sequence[CountRow]) -> AsyncIterator[Sequence[CountRow]]:
+    yield rows
 
 
 def _makes_cycle(account_id: str, parent_id: str, parents: Mapping[str, str | None]) -> bool:
