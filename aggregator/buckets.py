@@ -14,6 +14,16 @@ from common.keys import KeyLayout, encode_parts
 # ARGV: expected offset, new offset, max received ms, dedup ttl ms, now ms,
 #       then day groups, plain increments and deduplicated increments, each count-prefixed.
 APPLY_BATCH = """
+-- Variadic command over ARGV[first .. first + count - 1], in chunks: unpack() has a stack
+-- limit of a few thousand values.
+local function chunked(command, key, first, count)
+  local j = first
+  while j < first + count do
+    local last = math.min(j + 999, first + count - 1)
+    redis.call(command, key, unpack(ARGV, j, last))
+    j = last + 1
+  end
+end
 local stored = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
 if stored ~= tonumber(ARGV[1]) then return {0, stored, 0} end
 local i = 6
@@ -22,12 +32,7 @@ for _ = 1, groups do
   redis.call('SADD', KEYS[2], ARGV[i])
   local accounts_key = KEYS[tonumber(ARGV[i + 1])]
   local n = tonumber(ARGV[i + 2]); i = i + 3
-  local j = i
-  while j < i + n do  -- chunks: unpack() has a stack limit of a few thousand values
-    local last = math.min(j + 999, i + n - 1)
-    redis.call('SADD', accounts_key, unpack(ARGV, j, last))
-    j = last + 1
-  end
+  chunked('SADD', accounts_key, i, n)
   i = i + n
 end
 local increments = tonumber(ARGV[i]); i = i + 1
@@ -47,12 +52,7 @@ end
 local updates = tonumber(ARGV[i]); i = i + 1
 if updates > 0 then
   local list = KEYS[tonumber(ARGV[i])]; i = i + 1
-  local j = i
-  while j < i + updates do
-    local last = math.min(j + 999, i + updates - 1)
-    redis.call('RPUSH', list, unpack(ARGV, j, last))
-    j = last + 1
-  end
+  chunked('RPUSH', list, i, updates)
   i = i + updates
 end
 local received = tonumber(redis.call('HGET', KEYS[1], 'received_ms') or '0')

@@ -65,14 +65,35 @@ async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> tupl
     return rows_total, events_total
 
 
+async def count_staged(live: LiveBuckets, partitions: list[int]) -> int:
+    """Count the flushes staged and not yet cleaned up, over partitions."""
+    return sum([len(await live.staged(partition)) for partition in partitions])
+
+
+async def commit_all_staged(
+    live: LiveBuckets, store: Store, partitions: list[int], fsync_wait_s: float
+) -> tuple[int, int]:
+    """Commit and drop every staged flush; return the (rows, events) committed.
+
+    It first waits fsync_wait_s, so that Redis's append-only file holds the renames before
+    SQL holds the counts: a Redis that restarts from its AOF cannot bring back buckets that
+    SQL has already counted.
+    """
+    await asyncio.sleep(fsync_wait_s)
+    rows = events = 0
+    for partition in partitions:
+        partition_rows, partition_events = await finish_staged(live, store, partition)
+        rows += partition_rows
+        events += partition_events
+    return rows, events
+
+
 async def finish_interrupted(live: LiveBuckets, store: Store, fsync_wait_s: float) -> int:
     """Finish the flushes a crash left staged in any partition; return how many there were."""
     partitions = await live.partitions()
-    pending = sum([len(await live.staged(partition)) for partition in partitions])
+    pending = await count_staged(live, partitions)
     if pending:
-        await asyncio.sleep(fsync_wait_s)  # they may have been staged only a moment ago
-        for partition in partitions:
-            await finish_staged(live, store, partition)
+        await commit_all_staged(live, store, partitions, fsync_wait_s)
         log.info("finished %d interrupted flushes", pending)
     return pending
 
@@ -80,24 +101,15 @@ async def finish_interrupted(live: LiveBuckets, store: Store, fsync_wait_s: floa
 async def flush_day(
     live: LiveBuckets, store: Store, service_id: str, day: date, fsync_wait_s: float
 ) -> FlushReport:
-    """Flush every partition's live buckets of a service's day; safe to repeat.
-
-    Between staging and committing it waits fsync_wait_s, so that Redis's append-only
-    file holds the renames before SQL holds the counts: a Redis that restarts from its
-    AOF cannot bring back buckets that SQL has already counted.
-    """
+    """Flush every partition's live buckets of a service's day; safe to repeat."""
     started = time.monotonic()
     partitions = await live.partitions()
-    pending = sum([len(await live.staged(partition)) for partition in partitions])
+    pending = await count_staged(live, partitions)
     staged = [await stage_partition(live, p, service_id, day) for p in partitions]
     crash_point("staged")
-    if any(staged) or pending:
-        await asyncio.sleep(fsync_wait_s)
     rows = events = 0
-    for partition in partitions:
-        partition_rows, partition_events = await finish_staged(live, store, partition)
-        rows += partition_rows
-        events += partition_events
+    if any(staged) or pending:
+        rows, events = await commit_all_staged(live, store, partitions, fsync_wait_s)
     # Accounts named by this day's events must be in the registry before it rolls up.
     await sync_account_updates(live, store)
     await rebuild_rollups(store, service_id, day)

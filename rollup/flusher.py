@@ -72,7 +72,7 @@ class Flusher:
         self, service: Service, progress: list[PartitionProgress], now_ms: int
     ) -> dict[str, Any]:
         slack = self.settings.watermark_slack_ms
-        flushed = await self.store.flushed_days(service.id)
+        last_flushed = await self.store.last_flushed_day(service.id)
         waiting = []
         for day in await self.live.service_live_days(service.id):
             if day_end_ms(day, service.timezone) > now_ms:
@@ -94,7 +94,7 @@ class Flusher:
             "service_id": service.id,
             "timezone": service.timezone.key,
             "today": local_day(now_ms, service.timezone).isoformat(),
-            "last_flushed_day": flushed[0][0].isoformat() if flushed else None,
+            "last_flushed_day": last_flushed.isoformat() if last_flushed else None,
             "days_waiting": waiting,
         }
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rollup.store import CountRow
+if TYPE_CHECKING:  # the store uses makes_cycle; only the type comes back from it
+    from rollup.store import CountRow
 
 Parents = Mapping[str, str | None]
-
-
-class CycleError(ValueError):
-    """Setting that parent would make an account its own ancestor."""
 
 
 def ancestors(account_id: str, parents: Parents) -> list[str]:
@@ -27,12 +25,9 @@ def ancestors(account_id: str, parents: Parents) -> list[str]:
     return chain
 
 
-def check_parent(account_id: str, parent_id: str | None, parents: Parents) -> None:
-    """Raise CycleError if parent_id is account_id or one of its descendants."""
-    if parent_id is None:
-        return
-    if parent_id == account_id or account_id in ancestors(parent_id, parents):
-        raise CycleError(f"{parent_id} is {account_id} or one of its descendants")
+def makes_cycle(account_id: str, parent_id: str, parents: Parents) -> bool:
+    """Tell whether parent_id is account_id or one of its descendants."""
+    return parent_id == account_id or account_id in ancestors(parent_id, parents)
 
 
 def children_of(parents: Parents) -> dict[str, list[str]]:

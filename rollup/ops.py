@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.heartbeat import alive
+from common.keys import KeyLayout
 from common.settings import Settings
 from rollup.flusher import Flusher
 from rollup.lag import STATUSES, Sample, in_window, lag_seconds, status
@@ -46,7 +47,7 @@ class LagMonitor:
     components: dict[str, int] = field(default_factory=dict)
 
     @property
-    def keys(self) -> Any:
+    def keys(self) -> KeyLayout:
         return self.flusher.live.keys
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -106,8 +107,8 @@ class LagMonitor:
             window = self.history.setdefault(
                 tp.partition, deque(maxlen=int(HISTORY_S / SAMPLE_EVERY_S))
             )
-            if not window or window[-1].applied != applied:
-                self.applied_at[tp.partition] = now_ms
+            if tp.partition in progress:  # the aggregator stamps every batch it applies
+                self.applied_at[tp.partition] = progress[tp.partition].applied_at_ms
             window.append(Sample(now_ms, ends[tp], applied))
             seconds = self.lag_s_history.setdefault(tp.partition, deque(maxlen=window.maxlen))
             seconds.append(round(lag_seconds(list(window), now_ms), 1))

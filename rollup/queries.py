@@ -133,19 +133,15 @@ class UsageReader:
         rows = await self.rows(service_id, tree, EPOCH, today)
         since = today - timedelta(days=days - 1)
         last_seen: dict[tuple[str, str], date] = {}
-        used: set[str] = set()
+        last_used: dict[str, date] = {}
         for row in rows:
             if not row.user_id:
                 continue
             key = (row.user_id, row.account_id)
             last_seen[key] = max(last_seen.get(key, EPOCH), row.day)
-            matches = row.module == module and activity in (None, row.activity)
-            if matches and row.day >= since:
-                used.add(row.user_id)
-        last_used: dict[str, date] = {}
-        for row in rows:
-            if row.user_id and row.module == module and activity in (None, row.activity):
+            if row.module == module and activity in (None, row.activity):
                 last_used[row.user_id] = max(last_used.get(row.user_id, EPOCH), row.day)
+        used = {user_id for user_id, day in last_used.items() if day >= since}
         inactive = []
         for (user_id, user_account), seen in sorted(last_seen.items()):
             if user_id in used:

@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rollup.hierarchy import makes_cycle
+
 metadata = sa.MetaData()
 
 daily_counts = sa.Table(
@@ -266,17 +268,14 @@ class Store:
             result = await connection.execute(query)
             return [CountRow(**row._mapping) for row in result]
 
-    async def flushed_days(self, service_id: str) -> list[tuple[date, int, int]]:
-        """Return (day, rows, events) of every flushed day of a service, newest first."""
-        query = (
-            sa.select(flushes.c.day, sa.func.sum(flushes.c.rows), sa.func.sum(flushes.c.events))
-            .where(flushes.c.service_id == service_id)
-            .group_by(flushes.c.day)
-            .order_by(flushes.c.day.desc())
-        )
+    async def last_flushed_day(self, service_id: str) -> date | None:
+        """Return the latest day of the service with a committed flush."""
         async with self.engine.connect() as connection:
-            result = await connection.execute(query)
-            return [(row[0], int(row[1]), int(row[2])) for row in result]
+            result = await connection.execute(
+                sa.select(sa.func.max(flushes.c.day)).where(flushes.c.service_id == service_id)
+            )
+            day: date | None = result.scalar()
+            return day
 
     async def parents(self, service_id: str) -> dict[str, str | None]:
         """Return account -> parent for every account the service has."""
@@ -361,7 +360,7 @@ class Store:
             if (
                 parent is not None
                 and refuse_cycles
-                and _makes_cycle(update.account_id, parent, parents)
+                and makes_cycle(update.account_id, parent, parents)
             ):
                 refused.append(update)
                 continue
@@ -516,24 +515,6 @@ class Store:
             )  # fmt: skip
             return [(row[0], row[1], row[2], int(row[3])) for row in result]
 
-    async def rolled_up_days(self, service_id: str, first_day: date, last_day: date) -> set[date]:
-        """Return the days whose rollups are materialized."""
-        async with self.engine.connect() as connection:
-            result = await connection.execute(
-                sa.select(sa.distinct(daily_rollup_users.c.day)).where(
-                    daily_rollup_users.c.service_id == service_id,
-                    daily_rollup_users.c.day.between(first_day, last_day),
-                )
-            )
-            rolled = {row[0] for row in result}
-            result = await connection.execute(
-                sa.select(sa.distinct(daily_rollups.c.day)).where(
-                    daily_rollups.c.service_id == service_id,
-                    daily_rollups.c.day.between(first_day, last_day),
-                )
-            )
-            return rolled | {row[0] for row in result}
-
     async def flushed_day_list(
         self, service_id: str, first_day: date, last_day: date
     ) -> list[date]:
@@ -550,17 +531,6 @@ class Store:
 
 async def _single(rows: Sequence[CountRow]) -> AsyncIterator[Sequence[CountRow]]:
     yield rows
-
-
-def _makes_cycle(account_id: str, parent_id: str, parents: Mapping[str, str | None]) -> bool:
-    seen = {account_id}
-    current: str | None = parent_id
-    while current is not None:
-        if current in seen:
-            return True
-        seen.add(current)
-        current = parents.get(current)
-    return False
 
 
 def _row_values(row: CountRow) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from stack import kafka, postgres, redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_HOME = PROJECT_ROOT / ".stack"
-KAFKA_BOOTSTRAP = f"127.0.0.1:{kafka.KAFKA_PORT}"
 
 
 def start_servers(home: Path = STACK_HOME) -> list[str]:

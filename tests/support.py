@@ -137,6 +137,12 @@ class Pipeline:
         self.start("api", "rollup", "serve", "--port", str(self.api_port))
         await wait_http(f"{self.api_url}/healthz", self.processes["api"])
 
+    async def start_all(self) -> None:
+        """The collector, one aggregator and the query API."""
+        await self.start_collector()
+        self.start_aggregator()
+        await self.start_api()
+
     def start_aggregator(self, name: str = "aggregator") -> subprocess.Popen[bytes]:
         return self.start(name, "aggregator")
 

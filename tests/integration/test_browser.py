@@ -95,9 +95,7 @@ async def test_clicks_arrive_exactly_including_at_pagehide(
 ) -> None:
     origin, site = await host_site(pipeline, "web-1")
     allow_origin(pipeline, origin)
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     errors: list[str] = []
     try:
         page = await open_page(browser, origin, errors)
@@ -124,9 +122,7 @@ async def test_origin_not_allowed_sends_nothing_that_counts(
     pipeline: Pipeline, browser: Browser
 ) -> None:
     origin, site = await host_site(pipeline, "web-2")  # not in allowed_origins
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     before = await pipeline.end_offsets()
     errors: list[str] = []
     try:
@@ -163,9 +159,7 @@ async def test_events_are_retried_while_the_collector_is_down(
 ) -> None:
     origin, site = await host_site(pipeline, "web-3")
     allow_origin(pipeline, origin)
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     errors: list[str] = []
     try:
         page = await open_page(browser, origin, errors)
@@ -186,9 +180,7 @@ async def test_events_are_retried_while_the_collector_is_down(
 
 
 async def test_demo_page_shows_live_counts(pipeline: Pipeline, browser: Browser) -> None:
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     errors: list[str] = []
     url = (f"{pipeline.collector_url}/demo?service=SP-ACME&account=demo-co&key={ACME_READ_KEY}"
            f"&api={pipeline.api_url}")  # fmt: skip

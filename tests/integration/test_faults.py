@@ -225,9 +225,7 @@ async def test_kafka_broker_stopped_and_restarted(pipeline: Pipeline, tmp_path: 
 
 
 async def test_flusher_killed_at_each_step_then_rerun(pipeline: Pipeline) -> None:
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     ledger = Ledger()
     async with aiohttp.ClientSession() as session:
         sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)

@@ -94,9 +94,7 @@ async def wait_for_registry(session: aiohttp.ClientSession, pipeline: Pipeline) 
 
 async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> None:
     pipeline.overrides.update({"FLUSHER_INTERVAL_MS": "200", "FLUSH_FSYNC_WAIT_MS": "0"})
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     pipeline.start("flusher", "rollup", "flusher")  # syncs the registry every 200 ms
     base = f"{pipeline.api_url}/v1/services/SP-ACME"
     async with aiohttp.ClientSession() as session:

@@ -98,9 +98,7 @@ async def test_each_service_flushes_at_its_own_midnight(pipeline: Pipeline) -> N
     )
     # SP-ACME is in UTC; SP-OTHER in America/New_York (UTC-5 in November).
     await clock.jump_to(at(D, "23:59:50"))
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     pipeline.start("flusher", "rollup", "flusher")
     acme_d, other_d = D.isoformat(), D.isoformat()
     async with aiohttp.ClientSession() as session:

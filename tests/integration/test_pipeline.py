@@ -97,9 +97,7 @@ async def usage(
 
 
 async def test_events_flow_to_live_then_durable_counts(pipeline: Pipeline) -> None:
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-    await pipeline.start_api()
+    await pipeline.start_all()
     async with aiohttp.ClientSession() as session:
         await send_all(session, pipeline)
         await pipeline.drain()
