@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -35,6 +36,16 @@ def install() -> Path:
     return found
 
 
+def server_home(home: Path) -> Path:
+    """Where the server's data and log live. As root the server runs as the postgres user,
+    which may not reach home (a clone in a private temporary directory, say): then a
+    directory of its own under /var/lib, one per project home."""
+    if os.geteuid() != 0:
+        return home
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/lib/usage-stack") / digest
+
+
 def as_server_user(argv: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run it as the postgres user then."""
     if os.geteuid() == 0 and shutil.which("runuser"):
@@ -47,6 +58,7 @@ def start(home: Path, port: int = POSTGRES_PORT) -> bool:
     if port_open("127.0.0.1", port):
         return False
     bin_dir = install()
+    home = server_home(home)
     data = home / "postgres"
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
@@ -80,7 +92,7 @@ def start(home: Path, port: int = POSTGRES_PORT) -> bool:
 
 def stop_server(home: Path) -> None:
     bin_dir = binaries()
-    data = home / "postgres"
+    data = server_home(home) / "postgres"
     if bin_dir is None or not (data / "postmaster.pid").exists():
         return
     subprocess.run(
