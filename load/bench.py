@@ -39,7 +39,7 @@ from common.keys import KeyLayout, bucket_field
 from common.topics import ensure_topic
 from load.traffic import TrafficShape
 from rollup.store import AccountUpdate, Store
-from stack import postgres
+from stack import kafka, postgres
 from stack.processes import wait_for_port
 from stack.redis import unlink_matching
 from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers
@@ -293,6 +293,7 @@ class Bench:
         rate, commands, peak = await self.consume(topic, total, 1)
         rate_2, _, _ = await self.consume(topic, total, 2)
         libs = STACK_HOME / "kafka" / "libs"
+        kafka.fetch_jars(libs)  # absent when the broker was started from another checkout
         out = subprocess.run(
             ["java", "-Xmx512m", "-cp", f"{libs}/*", "org.apache.kafka.tools.ConsumerPerformance",
              "--bootstrap-server", "127.0.0.1:9092", "--topic", topic, "--messages", str(total),
