@@ -2,6 +2,7 @@
 
     python -m load.bench            # full run (about 10 minutes), writes docs/benchmarks.md
     python -m load.bench --quick    # seconds per scenario: the smoke run the tests use
+    python -m load.bench --only batch --profile /tmp/prof   # one scenario, sampled by py-spy
 
 Every scenario runs against real Kafka, Redis and SQL on this machine, in one run, so the
 ratios compare like with like. Each scenario gets its own topic, key prefix and group.
@@ -50,6 +51,16 @@ READ_KEY = "demo-read-key-change-me"
 PIXEL_QUERY = (
     "/pixel.gif?sdr_s=SP-DEMO&sdr_o=acct-1&sdr_u=joe%40acme.com&sdr_m=Invoices&sdr_a=Create"
 )
+
+# Scenarios --only can pick, each with those it needs: the aggregator reads the topic the
+# collector scenarios fill, and the latency scenario loads at half the measured batch rate.
+SCENARIOS = {
+    "collector": ["collector"],
+    "aggregator": ["collector", "aggregator"],
+    "latency": ["collector", "latency"],
+    "sqlite": ["sqlite"],
+    "postgresql": ["postgresql"],
+}
 
 TARGETS = {
     "pixel_ratio": 0.7,
@@ -117,6 +128,8 @@ class Stage:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     database_url: str = ""
     topic: str = ""
+    profile_dir: Path | None = None
+    profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def topic_name(self) -> str:
@@ -139,7 +152,19 @@ class Stage:
             process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT,
                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         self.processes[label] = process
+        self.profile(label, process.pid)
         return process
+
+    def profile(self, label: str, pid: int) -> None:
+        """Sample pid with py-spy until it exits, as collapsed stacks in the profile dir."""
+        if self.profile_dir is None:
+            return
+        out = self.profile_dir / f"{label}-{self.name}.txt"
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        argv = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+                "--format", "raw", "--output", str(out)]  # fmt: skip
+        quiet = subprocess.DEVNULL
+        self.profilers.append(subprocess.Popen(argv, stdout=quiet, stderr=quiet))
 
     def stop_all(self) -> None:
         for process in self.processes.values():
@@ -151,6 +176,9 @@ class Stage:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        for profiler in self.profilers:
+            profiler.wait()  # py-spy writes its file once the process it samples is gone
+        self.profilers.clear()
 
     async def applied_total(self, partitions: int = 12) -> int:
         redis = Redis.from_url("redis://127.0.0.1:6379/0")
@@ -191,11 +219,20 @@ def batch_body(path: Path, size: int = 100) -> Path:
 
 
 class Bench:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, only: set[str] | None = None,
+                 profile_dir: Path | None = None) -> None:  # fmt: skip
         self.quick = quick
         self.seconds = 3 if quick else 15
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-"))
         self.results: dict[str, Any] = {}
+        self.only = only
+        self.profile_dir = profile_dir
+
+    def stage(self, topic: str = "") -> Stage:
+        return Stage(self.workdir, topic=topic, profile_dir=self.profile_dir)
+
+    def runs(self, scenario: str) -> bool:
+        return self.only is None or any(scenario in SCENARIOS[name] for name in self.only)
 
     async def run(self) -> dict[str, Any]:
         start_servers()
@@ -205,15 +242,19 @@ class Bench:
             "python": platform.python_version(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": "quick" if self.quick else "full",
         }  # fmt: skip
-        say("pixel and batch throughput of the collector")
-        topic = await self.collector_scenarios()
-        say("aggregator throughput")
-        await self.aggregator_scenarios(topic)
-        say("accept-to-visible latency")
-        await self.latency_scenario()
+        if self.runs("collector"):
+            say("pixel and batch throughput of the collector")
+            topic = await self.collector_scenarios()
+        if self.runs("aggregator"):
+            say("aggregator throughput")
+            await self.aggregator_scenarios(topic)
+        if self.runs("latency"):
+            say("accept-to-visible latency")
+            await self.latency_scenario()
         for kind in ("sqlite", "postgresql"):
-            say(f"flush on {kind}")
-            await self.flush_scenario(kind)
+            if self.runs(kind):
+                say(f"flush on {kind}")
+                await self.flush_scenario(kind)
         return self.results
 
     async def collector_scenarios(self) -> str:
@@ -224,7 +265,7 @@ class Bench:
         ceiling_rate, _ = wrk(f"http://127.0.0.1:{ceiling_port}{PIXEL_QUERY}", self.seconds)
         ceiling.terminate()
         ceiling.wait()
-        stage = Stage(self.workdir)
+        stage = self.stage()
         await ensure_topic("127.0.0.1:9092", stage.name, 12)
         port = free_port()
         collector = stage.start("collector", "collector", "--port", str(port))
@@ -261,7 +302,7 @@ class Bench:
 
     async def consume(self, topic: str, total: int, members: int) -> tuple[float, float, float]:
         """Aggregate topic from the start with members processes; (events/s, cmds/event, peak MB)."""
-        stage = Stage(self.workdir, topic=topic)  # the collector's topic; own group and keys
+        stage = self.stage(topic)  # the collector's topic; own group and keys
         redis = Redis.from_url("redis://127.0.0.1:6379/0")
         try:
             stats_before = await redis.info("commandstats")
@@ -318,7 +359,7 @@ class Bench:
 
     async def latency_scenario(self) -> None:
         """Accept-to-visible latency for probe events sent amid load at half the batch maximum."""
-        stage = Stage(self.workdir)
+        stage = self.stage()
         await ensure_topic("127.0.0.1:9092", stage.name, 12)
         port, api_port = free_port(), free_port()
         stage.start("collector", "collector", "--port", str(port))
@@ -383,7 +424,7 @@ class Bench:
 
     async def flush_scenario(self, kind: str) -> None:
         """Flush 1 000 000 live bucket entries of a depth-3 hierarchy into SQL."""
-        stage = Stage(self.workdir)
+        stage = self.stage()
         if kind == "postgresql":
             postgres.start(STACK_HOME)
             name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -401,6 +442,7 @@ class Bench:
             [sys.executable, "-m", "rollup", "flush", "--service", SERVICE, "--day", day.isoformat(), "--force"],
             cwd=PROJECT_ROOT, env=stage.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        stage.profile("flush", flush.pid)
         peak = 0.0
         while flush.poll() is None:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
@@ -410,6 +452,7 @@ class Bench:
         seconds = time.monotonic() - started
         if flush.returncode != 0:
             raise RuntimeError(f"flush failed: {stderr}")
+        stage.stop_all()
         match = re.search(r"(\d+) rows", stdout)
         rows = int(match.group(1)) if match else 0
         await stage.cleanup_redis()
@@ -569,8 +612,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds per scenario (smoke run)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.json")
+    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS),
+                        help="run this scenario (and those it needs); repeatable; prints the "
+                             "figures as JSON and writes no report")  # fmt: skip
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample each measured process with py-spy into DIR (slows it)")  # fmt: skip
     args = parser.parse_args()
-    results = asyncio.run(Bench(args.quick).run())
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    only = set(args.only) if args.only else None
+    results = asyncio.run(Bench(args.quick, only, args.profile).run())
+    if only is not None:
+        print(json.dumps(results, indent=2))
+        return
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
     args.out.write_text(report)
