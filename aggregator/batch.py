@@ -58,20 +58,20 @@ def summarize(partition: int, records: Sequence[Record]) -> PartitionBatch:
     increments: defaultdict[BucketId, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
     for record in records:
         try:
-            event = from_wire(record.value)
+            events = from_wire(record.value)
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
             # The collector validated every event; a record that cannot be read was not
             # written by it. Skip it rather than block the partition forever.
             log.error("partition %d offset %d is not an event: %r", partition, record.offset, error)
             batch.undecodable += 1
             continue
-        batch.max_received_ms = max(batch.max_received_ms, event.received_ms)
-        if event.account or event.account_attributes or event.user_attributes:
-            batch.account_updates.append(account_update(event))
-        if not event.counts_usage:
-            continue
-        batch.events += 1
-        _add(batch, increments, event)
+        for event in events:
+            batch.max_received_ms = max(batch.max_received_ms, event.received_ms)
+            if event.account or event.account_attributes or event.user_attributes:
+                batch.account_updates.append(account_update(event))
+            if event.counts_usage:
+                batch.events += 1
+                _add(batch, increments, event)
     batch.increments = {bucket: dict(fields) for bucket, fields in increments.items()}
     return batch
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,23 +41,27 @@ class FieldError:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
-    """One accepted event, as the collector puts it on Kafka."""
+class UsageEvent(NamedTuple):
+    """One accepted event, as the collector puts it on Kafka.
+
+    A named tuple rather than a frozen dataclass: just as immutable, and built several
+    times faster, which counts at one construction per event in the collector and the
+    aggregator. The mapping defaults are shared and must never be mutated.
+    """
 
     service_id: str
     account_id: str
     user_id: str
     module: str
     activity: str
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing calls
     event_ms: int
     received_ms: int
     day: str
     event_id: str = ""
-    account: Mapping[str, str] = field(default_factory=dict)
-    account_attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
-    user_attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    account: Mapping[str, str] = {}
+    account_attributes: Mapping[str, AttributeValue] = {}
+    user_attributes: Mapping[str, AttributeValue] = {}
 
     @property
     def counts_usage(self) -> bool:
@@ -246,21 +250,19 @@ def to_wire(event: UsageEvent) -> bytes:
     return orjson.dumps(wire)
 
 
-def from_wire(payload: bytes) -> UsageEvent:
-    """Decode an event written by to_wire."""
+def pack_wire(encoded: Sequence[bytes]) -> bytes:
+    """Join events encoded by to_wire into the value of one Kafka record: a JSON array."""
+    return b"[" + b",".join(encoded) + b"]"
+
+
+def from_wire(payload: bytes) -> list[UsageEvent]:
+    """Decode a record written by pack_wire, or a single event written by to_wire."""
     wire = orjson.loads(payload)
+    return [_from_wire_object(item) for item in (wire if isinstance(wire, list) else [wire])]
+
+
+def _from_wire_object(wire: dict[str, Any]) -> UsageEvent:
     return UsageEvent(
-        service_id=wire["s"],
-        account_id=wire["a"],
-        user_id=wire["u"],
-        module=wire["m"],
-        activity=wire["v"],
-        count=wire["c"],
-        event_ms=wire["t"],
-        received_ms=wire["r"],
-        day=wire["d"],
-        event_id=wire.get("e", ""),
-        account=wire.get("ac", {}),
-        account_attributes=wire.get("aa", {}),
-        user_attributes=wire.get("ua", {}),
-    )
+        wire["s"], wire["a"], wire["u"], wire["m"], wire["v"], wire["c"], wire["t"], wire["r"],
+        wire["d"], wire.get("e", ""), wire.get("ac", {}), wire.get("aa", {}), wire.get("ua", {}),
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from common.events import (
     InvalidEvent,
     UsageEvent,
     from_wire,
+    pack_wire,
     to_wire,
     validate_event,
 )
@@ -60,7 +61,8 @@ def test_every_optional_field_round_trips_through_kafka_form() -> None:
         "account_name": "Acme", "parent_id": "ACME-INC", "account_type": "subsidiary",
         "product_id": "widgets",
     }  # fmt: skip
-    assert from_wire(to_wire(event)) == event
+    assert from_wire(to_wire(event)) == [event]
+    assert from_wire(pack_wire([to_wire(event), to_wire(event)])) == [event, event]
 
 
 def test_attribute_update_without_activity_counts_nothing() -> None:
