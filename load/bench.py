@@ -443,8 +443,8 @@ class Bench:
             "p99_s": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3),
         }  # fmt: skip
 
-    async def flush_scenario(self, kind: str) -> None:
-        """Flush 1 000 000 live bucket entries of a depth-3 hierarchy into SQL."""
+    async def flush_scenario(self, kind: str, entries: int | None = None) -> None:
+        """Flush 1 000 000 (or entries) live bucket entries of a depth-3 hierarchy into SQL."""
         stage = self.stage()
         if kind == "postgresql":
             postgres.start(STACK_HOME)
@@ -455,7 +455,7 @@ class Bench:
             await admin.execute(f'CREATE DATABASE "{name}"')
             await admin.close()
             stage.database_url = f"postgresql://postgres@127.0.0.1:{postgres.POSTGRES_PORT}/{name}"
-        entries = 20_000 if self.quick else 1_000_000
+        entries = entries or (20_000 if self.quick else 1_000_000)
         day = datetime.now(UTC).date()
         await self.fill_buckets(stage, entries, day)
         started = time.monotonic()

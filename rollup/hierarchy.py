@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the store uses makes_cycle; only the type comes back from it
-    from rollup.store import CountRow
 
 Parents = Mapping[str, str | None]
 
@@ -66,13 +62,22 @@ class Rollup:
     users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     chains: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, row: CountRow, parents: Parents) -> None:
-        """Add a row to its account and to each of the account's ancestors."""
-        chain = self.chains.get(row.account_id)
+    def add_count(
+        self, account_id: str, module: str, activity: str, count: int, parents: Parents
+    ) -> None:
+        """Add a count to its account and to each of the account's ancestors."""
+        for account in self.chain(account_id, parents):
+            self.counts[(account, module, activity)] += count
+
+    def add_user(self, account_id: str, user_id: str, parents: Parents) -> None:
+        """Count a user active in the account and in each of its ancestors."""
+        for account in self.chain(account_id, parents):
+            self.users[account].add(user_id)
+
+    def chain(self, account_id: str, parents: Parents) -> list[str]:
+        """The account and its ancestors, remembered per account."""
+        chain = self.chains.get(account_id)
         if chain is None:
-            chain = [row.account_id, *ancestors(row.account_id, parents)]
-            self.chains[row.account_id] = chain
-        for account in chain:
-            self.counts[(account, row.module, row.activity)] += row.count
-            if row.user_id:
-                self.users[account].add(row.user_id)
+            chain = [account_id, *ancestors(account_id, parents)]
+            self.chains[account_id] = chain
+        return chain

@@ -460,16 +460,36 @@ class Store:
                 rows.extend(CountRow(**row._mapping) for row in result)
         return rows
 
-    async def day_counts(self, service_id: str, day: date) -> AsyncIterator[CountRow]:
-        """Stream every durable count of a service's day."""
-        async with self.engine.connect() as connection:
-            result = await connection.stream(
-                sa.select(daily_counts)
-                .where(daily_counts.c.service_id == service_id, daily_counts.c.day == day)
-                .execution_options(yield_per=5000)
+    async def day_sums(self, service_id: str, day: date) -> list[tuple[str, str, str, int]]:
+        """Return a day's durable counts summed per (account, module, activity)."""
+        query = (
+            sa.select(
+                daily_counts.c.account_id, daily_counts.c.module, daily_counts.c.activity,
+                sa.func.sum(daily_counts.c["count"]),
             )
+            .where(daily_counts.c.service_id == service_id, daily_counts.c.day == day)
+            .group_by(daily_counts.c.account_id, daily_counts.c.module, daily_counts.c.activity)
+        )  # fmt: skip
+        async with self.engine.connect() as connection:
+            result = await connection.execute(query)
+            return [(row[0], row[1], row[2], int(row[3])) for row in result]
+
+    async def day_users(self, service_id: str, day: date) -> AsyncIterator[tuple[str, str]]:
+        """Stream a day's distinct (account, user) pairs, leaving out events with no user."""
+        query = (
+            sa.select(daily_counts.c.account_id, daily_counts.c.user_id)
+            .distinct()
+            .where(
+                daily_counts.c.service_id == service_id,
+                daily_counts.c.day == day,
+                daily_counts.c.user_id != "",
+            )
+            .execution_options(yield_per=5000)
+        )
+        async with self.engine.connect() as connection:
+            result = await connection.stream(query)
             async for row in result:
-                yield CountRow(**row._mapping)
+                yield row[0], row[1]
 
     async def replace_rollups(
         self,
