@@ -95,18 +95,19 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
         await send(pipeline, 500, "b")
         after = await pipeline.end_offsets()
         expected_lag = {p: after[p] - before[p] for p in after}
-        assert sum(expected_lag.values()) == 500
+        lag = sum(expected_lag.values())  # messages: an account's events of a request share one
+        assert 0 < lag <= 500
         first = await wait_report(
             session, pipeline,
             lambda r: {row["partition"]: row["lag_messages"] for row in r["partitions"]} == expected_lag
             and all(row["status"] == "STOP" for row in r["partitions"] if row["lag_messages"]),
         )  # fmt: skip
-        assert first["totals"]["lag_messages"] == 500
+        assert first["totals"]["lag_messages"] == lag
         assert first["totals"]["status"] == "STOP"
         assert all(row["owner"] is None for row in first["partitions"])
         await asyncio.sleep(4)
         second = await lag_report(session, pipeline)
-        assert second["totals"]["lag_messages"] == 500
+        assert second["totals"]["lag_messages"] == lag
         assert second["totals"]["max_lag_seconds"] > first["totals"]["max_lag_seconds"] > 0
         assert {row["partition"]: row["committed_offset"] for row in second["partitions"]} == {
             p: before[p] for p in before
@@ -118,7 +119,7 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
         await pipeline.drain()
         drained = await wait_report(session, pipeline, all_ok)
         assert drained["totals"] == {**drained["totals"], "lag_messages": 0, "status": "OK"}
-        assert max(drained["history"]["lag_messages"]) == 500
+        assert max(drained["history"]["lag_messages"]) == lag
         assert [s["service_id"] for s in drained["services"]] == ["SP-ACME", "SP-OTHER"]
 
         await check_dashboard(pipeline)
