@@ -236,6 +236,8 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.only = only
         self.profile_dir = profile_dir
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
 
     def stage(self, topic: str = "") -> Stage:
         return Stage(self.workdir, topic=topic, profile_dir=self.profile_dir)
@@ -639,8 +641,6 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample each measured process with py-spy into DIR (slows it)")  # fmt: skip
     args = parser.parse_args()
-    if args.profile is not None:
-        args.profile.mkdir(parents=True, exist_ok=True)
     only = set(args.only) if args.only else None
     results = asyncio.run(Bench(args.quick, only, args.profile).run())
     if only is not None:

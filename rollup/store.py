@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rollup.hierarchy import makes_cycle
+from rollup.upsert import upsert_counts
 
 metadata = sa.MetaData()
 
@@ -99,8 +100,6 @@ daily_rollup_users = sa.Table(
     sa.Column("account_id", sa.String(256), primary_key=True),
     sa.Column("active_users", sa.Integer, nullable=False),
 )
-
-COUNT_KEY = ("service_id", "day", "account_id", "user_id", "module", "activity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +229,7 @@ class Store:
                     )
                 )
                 async for chunk in chunks:
-                    await self._add_counts(connection, chunk)
+                    await upsert_counts(connection, chunk)
                     rows += len(chunk)
                     events += sum(row.count for row in chunk)
                 await connection.execute(
@@ -241,19 +240,6 @@ class Store:
         except sa.exc.IntegrityError:
             return None
         return rows, events
-
-    async def _add_counts(self, connection: AsyncConnection, rows: Sequence[CountRow]) -> None:
-        if not rows:
-            return
-        statement = self._insert(daily_counts)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(COUNT_KEY),
-            set_={"count": daily_counts.c["count"] + statement.excluded["count"]},
-        )
-        for start in range(0, len(rows), 5000):
-            await connection.execute(
-                statement, [_row_values(row) for row in rows[start : start + 5000]]
-            )
 
     async def counts(
         self, service_id: str, account_id: str, first_day: date, last_day: date
@@ -551,18 +537,6 @@ class Store:
 
 async def _single(rows: Sequence[CountRow]) -> AsyncIterator[Sequence[CountRow]]:
     yield rows
-
-
-def _row_values(row: CountRow) -> dict[str, Any]:
-    return {
-        "service_id": row.service_id,
-        "day": row.day,
-        "account_id": row.account_id,
-        "user_id": row.user_id,
-        "module": row.module,
-        "activity": row.activity,
-        "count": row.count,
-    }
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
