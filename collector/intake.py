@@ -19,6 +19,8 @@ async def limit_errors(
 
     Raises Unavailable when the shared name registry (Redis) cannot be reached.
     """
+    if limits.all_known(events):
+        return []
     try:
         return await _limit_errors(limits, services, events)
     except RedisError as error:

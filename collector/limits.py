@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
+from common.events import UsageEvent
 from common.keys import KeyLayout
 from common.services import Service
 
@@ -45,6 +46,21 @@ class NameLimits:
         if admitted:
             known.update(new)
         return bool(admitted)
+
+    def all_known(self, events: Iterable[UsageEvent]) -> bool:
+        """Tell whether this process has seen every event's names registered already.
+
+        The common case, answered without Redis and without admit()'s set work.
+        """
+        known = self._known
+        return all(
+            not event.activity
+            or (
+                event.module in known.get((event.service_id, "module"), ())
+                and event.activity in known.get((event.service_id, "activity"), ())
+            )
+            for event in events
+        )
 
     async def known(self, service: Service, kind: str) -> set[str]:
         """Return every name of kind the service has registered."""

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
-from collector.metrics import EVENTS
+from collector.metrics import EVENTS, child
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, validate_event
 
@@ -89,7 +89,7 @@ async def pixel(request: web.Request) -> web.Response:
     try:
         event = validate_event(pixel_event(params), services, received_ms)
     except InvalidEvent as invalid:
-        EVENTS.labels("pixel", "rejected").inc()
+        child(EVENTS, "pixel", "rejected").inc()
         return gif(400, pixel_error(invalid.errors[0]))
     try:
         refused = await limit_errors(request.app[LIMITS], services, [event])
@@ -98,5 +98,5 @@ async def pixel(request: web.Request) -> web.Response:
         await request.app[PRODUCER].publish([event])
     except Unavailable:
         return gif(503, "events cannot be stored right now")
-    EVENTS.labels("pixel", "accepted").inc()
+    child(EVENTS, "pixel", "accepted").inc()
     return gif(200)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
 from collector.intake import limit_errors
-from collector.metrics import ENDPOINTS, EVENTS
+from collector.metrics import ENDPOINTS, EVENTS, child
 from collector.producer import Unavailable
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
 from common.http import bearer_key, json_error, json_response, service_of_key
@@ -84,7 +84,7 @@ async def accept_events(
         batch, services, default_service_id, request.app[CLOCK].now_ms()
     )
     if errors:
-        EVENTS.labels(endpoint, "rejected").inc(len(batch))
+        child(EVENTS, endpoint, "rejected").inc(len(batch))
         return errors_response(errors)
     try:
         refused = await limit_errors(request.app[LIMITS], services, events)
@@ -95,7 +95,7 @@ async def accept_events(
         return json_error(
             503, "events cannot be stored right now; retry later", {"Retry-After": RETRY_AFTER_S}
         )
-    EVENTS.labels(endpoint, "accepted").inc(len(events))
+    child(EVENTS, endpoint, "accepted").inc(len(events))
     return json_response({"accepted": len(events)}, status=202)
 
 
