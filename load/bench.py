@@ -221,6 +221,17 @@ async def end_offsets_total(topic: str) -> int:
         await consumer.stop()
 
 
+async def start_collector(
+    stage: Stage, label: str, *args: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a collector of stage and wait until it answers; (process, port)."""
+    port = free_port()
+    process = stage.start(label, "collector", "--port", str(port), *args)
+    wait_for_port("127.0.0.1", port, 60)
+    await asyncio.sleep(2)  # the producer connects to Kafka after the port opens
+    return process, port
+
+
 def batch_body(path: Path, size: int = 100) -> Path:
     events = list(TrafficShape(accounts=200).events(size))
     path.write_bytes(orjson.dumps({"batch": events}))
@@ -278,25 +289,23 @@ class Bench:
         ceiling.wait()
         stage = self.stage()
         await ensure_topic("127.0.0.1:9092", stage.name, 12)
-        port = free_port()
-        collector = stage.start("collector", "collector", "--port", str(port))
-        wait_for_port("127.0.0.1", port, 60)
-        await asyncio.sleep(1)
+        # A fresh collector process per scenario, so that each has a profile of its own.
+        collector, port = await start_collector(stage, "collector-pixel")
         pixel_rate, pixel_bad = wrk(f"http://127.0.0.1:{port}{PIXEL_QUERY}", self.seconds)
+        collector_peak = peak_rss_mb(collector.pid)
+        stage.stop_all()
         body = batch_body(self.workdir / "batch.json")
         script = PROJECT_ROOT / "load" / "post.lua"
         env = {"BATCH_FILE": str(body), "SERVER_KEY": SERVER_KEY}
+        collector, port = await start_collector(stage, "collector-batch")
         batch_rate, batch_bad = wrk(
             f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32
         )
-        collector_peak = peak_rss_mb(collector.pid)
+        collector_peak = max(collector_peak, peak_rss_mb(collector.pid))
         stage.stop_all()
-        port2 = free_port()
-        stage.start("collector2", "collector", "--port", str(port2), "--workers", "2")
-        wait_for_port("127.0.0.1", port2, 60)
-        await asyncio.sleep(2)
+        _, port = await start_collector(stage, "collector2", "--workers", "2")
         batch_rate_2, batch_bad_2 = wrk(
-            f"http://127.0.0.1:{port2}/v1/events", self.seconds, script, env, 32
+            f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32
         )
         stage.stop_all()
         self.results["pixel"] = {
