@@ -639,6 +639,13 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def written_sections(report: Path) -> str:
+    """The hand-written sections (from the first '## ' heading on) of the report replaced."""
+    text = report.read_text() if report.exists() else ""
+    start = text.find("\n## ")
+    return text[start:] if start >= 0 else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m load.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="seconds per scenario (smoke run)")
@@ -657,7 +664,7 @@ def main() -> None:
         return
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     report = markdown(results)
-    args.out.write_text(report)
+    args.out.write_text(report + written_sections(args.out))
     print(report)
 
 
