@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
+from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
 from collector.intake import limit_errors
 from collector.metrics import EVENTS
 from collector.producer import Unavailable
@@ -64,15 +64,16 @@ def pixel_event(params: Mapping[str, str]) -> dict[str, Any]:
 
 def pixel_error(error: FieldError) -> str:
     """Describe an invalid hit in a fixed string that never echoes the input."""
-    return f"{PARAMETER_OF_FIELD.get(error.field, error.field)} {error.message}"
+    parameter = PARAMETER_OF_FIELD.get(error.field)
+    return f"{parameter} {error.message}" if parameter else "invalid hit"
 
 
-def gif(status: int, error: str = "") -> web.Response:
+def gif(status: int, error: str = "", retry_after_s: str = RETRY_AFTER_S) -> web.Response:
     headers = {"Cache-Control": "no-store"}
     if error:
         headers["X-Usage-Error"] = error
-    if status == 503:
-        headers["Retry-After"] = RETRY_AFTER_S
+    if status in (429, 503):
+        headers["Retry-After"] = retry_after_s
     return web.Response(status=status, body=GIF, content_type="image/gif", headers=headers)
 
 
@@ -86,6 +87,11 @@ async def pixel(request: web.Request) -> web.Response:
     else:
         params = request.query
     services = request.app[SERVICES]
+    service = services.get(params.get("sdr_s", ""))
+    if service is not None:
+        retry_after_s = await request.app[RATE_LIMITS].retry_after_s(service, "public")
+        if retry_after_s:
+            return gif(429, "too many requests for this service", str(retry_after_s))
     try:
         event = validate_event(pixel_event(params), services, received_ms)
     except InvalidEvent as invalid:

@@ -15,8 +15,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from common.days import local_day, parse_day
-from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, text_problem
-from common.http import bearer_key, json_error, json_response, service_of_key
+from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, FieldError, parse_attributes, text_problem
+from common.http import bearer_key, json_error, json_response, key_matches, service_of_key
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.services import Service
@@ -91,6 +91,18 @@ def authorized_service(request: web.Request, kind: str = "read") -> Service:
             403, f"this key cannot {'read' if kind == 'read' else 'change'} service {service_id}"
         )
     return service
+
+
+def authorize_operator(request: web.Request) -> None:
+    """Let only holders of an operator key (OPS_KEY) see the pipeline's internals."""
+    operator_keys = request.app[SETTINGS].ops_keys
+    if not operator_keys:
+        raise ApiError(403, "no operator key is configured: set OPS_KEY")
+    key = bearer_key(request)
+    if not key:
+        raise ApiError(401, "missing Authorization: Bearer <operator key>")
+    if not key_matches(key, operator_keys):
+        raise ApiError(401, "invalid operator key")
 
 
 def today_of(request: web.Request, service: Service) -> date:
@@ -184,6 +196,10 @@ def account_update(service: Service, account_id: str, body: object, day: date) -
     attributes = body.get("attributes", {})
     if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
         raise ApiError(400, f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
+    errors: list[FieldError] = []
+    attributes = parse_attributes(attributes, "attributes", errors)
+    if errors:
+        raise ApiError(400, errors[0].message)
     return AccountUpdate(service.id, account_id, day, fields, attributes)
 
 
@@ -272,10 +288,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def ops_lag(request: web.Request) -> web.Response:
     """GET /v1/ops/lag: per-partition lag and status, totals, history, rejects, flushes."""
+    authorize_operator(request)
     return json_response(await request.app[MONITOR].report())
 
 
 async def ops_page(request: web.Request) -> web.Response:
+    """The dashboard page holds no data: it asks for the operator key and calls /v1/ops/lag."""
     page = resources.files("rollup").joinpath("static/ops.html").read_bytes()
     return web.Response(body=page, content_type="text/html", charset="utf-8")
 
@@ -309,12 +327,14 @@ def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Applic
     app[SETTINGS] = settings
     app[SERVICES] = dict(services)
     app.cleanup_ctx.append(clients)
-    prefix = "/v1/services/{sid}"
-    app.router.add_get(prefix + "/accounts/{aid}/usage", account_usage)
-    app.router.add_get(prefix + "/accounts/{aid}/summary", account_summary)
-    app.router.add_get(prefix + "/accounts/{aid}", account_detail)
-    app.router.add_put(prefix + "/accounts/{aid}", put_account)
-    app.router.add_get(prefix + "/users/{uid}/usage", user_usage)
+    # Any id may hold braces, dots or (percent-encoded) slashes: one whole segment each.
+    prefix = "/v1/services/{sid:[^/]+}"
+    account = prefix + "/accounts/{aid:[^/]+}"
+    app.router.add_get(account + "/usage", account_usage)
+    app.router.add_get(account + "/summary", account_summary)
+    app.router.add_get(account, account_detail)
+    app.router.add_put(account, put_account)
+    app.router.add_get(prefix + "/users/{uid:[^/]+}/usage", user_usage)
     app.router.add_get(prefix + "/inactive-users", inactive_users)
     app.router.add_get(prefix + "/flush-status", flush_status)
     app.router.add_get("/healthz", healthz)

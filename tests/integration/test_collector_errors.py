@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
+from collector.pixel import GIF
 from tests.support import ACME_SERVER_KEY, OTHER_SERVER_KEY, Pipeline
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +62,31 @@ async def test_invalid_pixel_hit_is_400_with_reason_and_gif(
         assert response.headers["Content-Type"] == "image/gif"
         assert response.headers["Cache-Control"] == "no-store"
         assert (await response.read()).startswith(b"GIF89a")
+
+
+PRIVATE = "QZX<script>alert(1)</script>"
+PRIVACY_HITS = [
+    {"sdr_s": PRIVATE, "sdr_o": PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": PRIVATE + "\n"},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_a": PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_m": PRIVATE * 20, "sdr_a": "A"},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_u." + PRIVATE: "\x00" + PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_o." + PRIVATE * 10: PRIVATE},
+]
+
+
+@pytest.mark.parametrize("params", PRIVACY_HITS)
+async def test_pixel_never_echoes_its_input(
+    collector: Pipeline, nothing_reaches_kafka: None, params: dict[str, str]
+) -> None:
+    url = f"{collector.collector_url}/pixel.gif"
+    async with aiohttp.ClientSession() as session:
+        for method in ("GET", "POST"):
+            arguments: dict[str, Any] = {"params": params} if method == "GET" else {"data": params}
+            async with session.request(method, url, **arguments) as response:
+                assert response.status == 400
+                assert await response.read() == GIF
+                assert "QZX" not in str(response.headers)
 
 
 async def post(

@@ -172,6 +172,12 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
             400, {"error": "colour is not a known field"})  # fmt: skip
         assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY, {"name": ""}) == (
             400, {"error": "name must be 1 to 256 characters"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY,
+                          {"attributes": {"Plan": {"nested": 1}}}) == (
+            400, {"error": "attribute values must be strings, numbers or booleans"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY,
+                          {"attributes": {"Plan": "a\x00b"}}) == (
+            400, {"error": "attribute values must not contain control characters"})  # fmt: skip
         assert await call(session, "GET", f"{base}/inactive-users?days=3", ACME_READ_KEY) == (
             400, {"error": "module is required"})  # fmt: skip
         assert await call(session, "GET", f"{base}/users/ann@acme.com/usage", ACME_READ_KEY) == (
