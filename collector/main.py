@@ -16,6 +16,7 @@ from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, REDIS, SERVI
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
 from collector.metrics import measure, pending_rejects
+from collector.openapi import COLLECTOR_OPENAPI
 from collector.pixel import pixel
 from collector.producer import EventProducer
 from collector.rate_limits import RateLimits
@@ -24,6 +25,7 @@ from common.heartbeat import Heartbeat
 from common.http import serve_until_signalled
 from common.keys import KeyLayout
 from common.metrics import metrics
+from common.openapi import openapi_handler
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -93,6 +95,7 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_handler(COLLECTOR_OPENAPI))
     return app
 
 

@@ -19,14 +19,16 @@ from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, FieldError, parse_attrib
 from common.http import bearer_key, json_error, json_response, key_matches, service_of_key
 from common.keys import KeyLayout
 from common.metrics import metrics
+from common.openapi import openapi_handler
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
 from rollup.live import LiveBuckets
+from rollup.openapi import API_OPENAPI
 from rollup.ops import LagMonitor
 from rollup.queries import UsageReader
 from rollup.store import AccountUpdate, Store
-from rollup.usage import group_rows, parse_by
+from rollup.usage import MAX_RANGE_DAYS, group_rows, parse_by
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ FLUSHER = web.AppKey("flusher", Flusher)
 READER = web.AppKey("reader", UsageReader)
 MONITOR = web.AppKey("monitor", LagMonitor)
 
-MAX_RANGE_DAYS = 400
 SAMPLER_STOP_S = 10.0
 ACCOUNT_BODY_FIELDS = {"parent_id", "name", "account_type", "product_id", "attributes"}
 
@@ -340,6 +341,7 @@ def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Applic
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_handler(API_OPENAPI))
     app.router.add_get("/v1/ops/lag", ops_lag)
     app.router.add_get("/ops", ops_page)
     app.router.add_static(
