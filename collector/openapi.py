@@ -168,7 +168,17 @@ PATHS: dict[str, Schema] = {
         ),
         "post": operation(
             "Record a tracking-pixel hit sent as a form",
-            PIXEL_ANSWERS,
+            {
+                **PIXEL_ANSWERS,
+                "400": gif_answer(
+                    "An invalid hit, or a body that is not a readable form: nothing is stored.",
+                    **{"X-Usage-Error": USAGE_ERROR},
+                ),
+                "413": gif_answer(
+                    f"A body of more than {MAX_BODY_BYTES} bytes: nothing is stored.",
+                    **{"X-Usage-Error": USAGE_ERROR},
+                ),
+            },
             description=PIXEL_DESCRIPTION,
             tags=["events"],
             requestBody={

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
 from collector.intake import limit_errors
 from collector.metrics import EVENTS
 from collector.producer import Unavailable
+from collector.server_events import MAX_BODY_BYTES
 from common.events import FieldError, InvalidEvent, validate_event
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -82,7 +84,13 @@ async def pixel(request: web.Request) -> web.Response:
     received_ms = request.app[CLOCK].now_ms()
     params: Mapping[str, str]
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            return gif(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        # Not UTF-8, a broken multipart body, a Content-Encoding it does not have.
+        except (ValueError, HttpProcessingError, web.RequestPayloadError):
+            return gif(400, "request body is not a readable form")
         params = {name: value for name, value in form.items() if isinstance(value, str)}
     else:
         params = request.query

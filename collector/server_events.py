@@ -27,6 +27,8 @@ async def read_events(request: web.Request) -> list[Any] | web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a body that is not
+        return json_error(400, "body cannot be decoded")
     if len(body) > MAX_BODY_BYTES:
         return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
