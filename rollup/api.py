@@ -23,12 +23,13 @@ from common.openapi import openapi_handler
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
+from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
 from rollup.live import LiveBuckets
 from rollup.openapi import API_OPENAPI
 from rollup.ops import LagMonitor
 from rollup.queries import UsageReader
 from rollup.store import AccountUpdate, Store
-from rollup.usage import MAX_RANGE_DAYS, group_rows, parse_by
+from rollup.usage import group_rows, parse_by
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response = json_error(error.status, str(error))
     except web.HTTPNotFound:
         response = json_error(404, "no such endpoint")
+    except web.HTTPForbidden:  # a directory under /ops/static
+        response = json_error(403, "forbidden")
+    except web.HTTPRequestEntityTooLarge:
+        response = json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     response.headers.update(CORS_HEADERS)
     return response
 
@@ -104,6 +109,14 @@ def authorize_operator(request: web.Request) -> None:
         raise ApiError(401, "missing Authorization: Bearer <operator key>")
     if not key_matches(key, operator_keys):
         raise ApiError(401, "invalid operator key")
+
+
+def checked_id(name: str, value: str) -> str:
+    """Refuse an id no event could carry (which a database may not even take): 400."""
+    problem = text_problem(value, MAX_ID_CHARS)
+    if problem:
+        raise ApiError(400, f"{name} {problem}")
+    return value
 
 
 def today_of(request: web.Request, service: Service) -> date:
@@ -141,7 +154,7 @@ def flag(request: web.Request, name: str) -> bool:
 async def account_usage(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}/usage?from&to&rollup&by"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     first_day, last_day = day_range(request, service)
     columns, rollup = by_columns(request), flag(request, "rollup")
     reader = request.app[READER]
@@ -154,10 +167,11 @@ async def account_usage(request: web.Request) -> web.Response:
 async def user_usage(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/users/{uid}/usage?account=AID&from&to&by"""
     service = authorized_service(request)
-    user_id = request.match_info["uid"]
+    user_id = checked_id("user id", request.match_info["uid"])
     account_id = request.query.get("account")
     if not account_id:
         raise ApiError(400, "account is required")
+    checked_id("account", account_id)
     first_day, last_day = day_range(request, service)
     columns = by_columns(request)
     reader = request.app[READER]
@@ -168,7 +182,7 @@ async def user_usage(request: web.Request) -> web.Response:
 async def account_detail(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     detail = await request.app[READER].detail(service.id, account_id)
     if detail is None:
         raise ApiError(404, f"unknown account {account_id}")
@@ -177,6 +191,7 @@ async def account_detail(request: web.Request) -> web.Response:
 
 def account_update(service: Service, account_id: str, body: object, day: date) -> AccountUpdate:
     """Validate a PUT body into an update; only the fields sent are changed."""
+    checked_id("account id", account_id)
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
     unknown = sorted(set(body) - ACCOUNT_BODY_FIELDS)
@@ -212,6 +227,8 @@ async def put_account(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         raise ApiError(400, "body is not valid JSON") from None
+    except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a body that is not
+        raise ApiError(400, "body cannot be decoded") from None
     update = account_update(service, account_id, body, today_of(request, service))
     refused = await request.app[STORE].apply_updates([update], datetime.now(UTC))
     if refused:
@@ -224,7 +241,7 @@ async def put_account(request: web.Request) -> web.Response:
 async def account_summary(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}/summary"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     reader = request.app[READER]
     if not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
@@ -244,6 +261,8 @@ async def inactive_users(request: web.Request) -> web.Response:
     if not 1 <= days <= MAX_RANGE_DAYS:
         raise ApiError(400, "days must be a whole number from 1 to 400")
     account_id = request.query.get("account")
+    if account_id is not None:
+        checked_id("account", account_id)
     reader = request.app[READER]
     if account_id is not None and not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
@@ -324,7 +343,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[SERVICES] = dict(services)
     app.cleanup_ctx.append(clients)

@@ -18,7 +18,8 @@ from common.openapi import (
     text_answer,
 )
 from rollup.lag import STATUSES
-from rollup.usage import BY_COLUMNS, MAX_RANGE_DAYS
+from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
+from rollup.usage import BY_COLUMNS
 
 DAY = {"type": "string", "format": "date"}
 STRING = {"type": "string"}
@@ -29,19 +30,20 @@ SERVER_KEY: list[Schema] = [{"serverKey": []}]
 OPERATOR_KEY: list[Schema] = [{"operatorKey": []}, {}]
 
 
-def path_parameter(name: str, description: str) -> Schema:
+def path_parameter(name: str, description: str, schema: Schema = STRING) -> Schema:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": STRING,
+        "schema": schema,
     }
 
 
+ID = text(MAX_ID_CHARS)
 SERVICE = path_parameter("sid", "Service id.")
-ACCOUNT = path_parameter("aid", "Account id.")
-USER = path_parameter("uid", "User id.")
+ACCOUNT = path_parameter("aid", "Account id.", ID)
+USER = path_parameter("uid", "User id.", ID)
 FROM = query_parameter("from", DAY, "First day (service-local); default today.")
 TO = query_parameter("to", DAY, f"Last day; default `from`; at most {MAX_RANGE_DAYS} days later.")
 BY = query_parameter(
@@ -312,7 +314,7 @@ PATHS: dict[str, Schema] = {
             read_answers(
                 json_answer("Summed rows; only the `by` columns are present.", ref("Usage")),
                 "Unknown service, or an account with no usage and no record.",
-                f"A bad day, range (over {MAX_RANGE_DAYS} days), rollup or by.",
+                f"A bad account id, day, range (over {MAX_RANGE_DAYS} days), rollup or by.",
             ),
             description="Flushed days come from SQL, the others from the live buckets. "
             "With rollup=true the account's whole subtree counts.",
@@ -336,7 +338,9 @@ PATHS: dict[str, Schema] = {
         "get": operation(
             "Counts over the usual windows, active users, tops and license utilization",
             read_answers(
-                json_answer("The summary.", ref("Summary")), "Unknown service or account."
+                json_answer("The summary.", ref("Summary")),
+                "Unknown service or account.",
+                "A bad account id.",
             ),
             tags=["accounts"],
             security=READ_KEY,
@@ -347,7 +351,9 @@ PATHS: dict[str, Schema] = {
         "get": operation(
             "An account: its fields, latest attributes, parent, ancestors and children",
             read_answers(
-                json_answer("The account.", ref("Account")), "Unknown service or account."
+                json_answer("The account.", ref("Account")),
+                "Unknown service or account.",
+                "A bad account id.",
             ),
             tags=["accounts"],
             security=READ_KEY,
@@ -357,10 +363,11 @@ PATHS: dict[str, Schema] = {
             "Set an account's parent, name, type, product or attributes",
             {
                 "200": json_answer("The account after the change.", ref("Account")),
-                "400": error_answer("The body is not a valid update."),
+                "400": error_answer("A bad account id, or a body that is not a valid update."),
                 **KEY_REFUSALS,
                 "404": error_answer("Unknown service."),
                 "409": error_answer("The parent is the account or one of its descendants."),
+                "413": error_answer(f"A body of more than {MAX_BODY_BYTES} bytes."),
             },
             tags=["accounts"],
             security=SERVER_KEY,
@@ -374,14 +381,15 @@ PATHS: dict[str, Schema] = {
             read_answers(
                 json_answer("Summed rows; only the `by` columns are present.", ref("Usage")),
                 "Unknown service.",
-                f"No account, or a bad day, range (over {MAX_RANGE_DAYS} days) or by.",
+                f"No account, a bad user or account id, day, range (over {MAX_RANGE_DAYS} days) "
+                "or by.",
             ),
             tags=["usage"],
             security=READ_KEY,
             parameters=[
                 SERVICE,
                 USER,
-                query_parameter("account", STRING, "The user's account.", required=True),
+                query_parameter("account", ID, "The user's account.", required=True),
                 FROM,
                 TO,
                 BY,
@@ -394,7 +402,7 @@ PATHS: dict[str, Schema] = {
             read_answers(
                 json_answer("The inactive users.", ref("InactiveUsers")),
                 "Unknown service or account.",
-                "No module, or days out of range.",
+                "No module, a bad account id, or days out of range.",
             ),
             description="Users of the account's tree, or of the whole service without "
             "account, who did not use the module (and activity) in the last `days` days.",
@@ -409,7 +417,7 @@ PATHS: dict[str, Schema] = {
                     {"type": "integer", "minimum": 1, "maximum": MAX_RANGE_DAYS, "default": 30},
                     "The window, ending today.",
                 ),
-                query_parameter("account", STRING, "Root of the account tree to look at."),
+                query_parameter("account", ID, "Root of the account tree to look at."),
             ],
         )
     },
@@ -461,7 +469,9 @@ PATHS: dict[str, Schema] = {
             "The dashboard's scripts and styles",
             {
                 "200": {"description": "The file.", "content": {"*/*": {"schema": STRING}}},
-                "404": error_answer("No such file."),
+                # aiohttp's file response finds the file missing only after the middlewares.
+                "404": {"description": "No such file (an empty body)."},
+                "403": error_answer("A directory."),
             },
             tags=["operations"],
             parameters=[path_parameter("filename", "A file of the dashboard.")],
@@ -485,8 +495,9 @@ SCHEMAS: dict[str, Schema] = {
 API_OPENAPI = document(
     "Usage query API",
     "Usage per account, user, module and activity per day, with rollups through the account "
-    "hierarchy; account records; the operators' lag report. Every refusal is "
-    '`{"error": message}`; any origin may call it (CORS), keys travel in `Authorization`.',
+    "hierarchy; account records; the operators' lag report. Every refusal of a /v1 "
+    'endpoint is `{"error": message}`. Any origin may call it (CORS): keys travel in '
+    "`Authorization`, never in cookies.",
     PATHS,
     SCHEMAS,
     security_schemes=("readKey", "serverKey", "operatorKey"),

@@ -8,7 +8,6 @@ from typing import Any
 
 from rollup.store import CountRow
 
-MAX_RANGE_DAYS = 400
 BY_COLUMNS = {"day": "day", "module": "module", "activity": "activity", "user": "user_id"}
 
 

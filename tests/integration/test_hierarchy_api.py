@@ -184,6 +184,12 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
             400, {"error": "account is required"})  # fmt: skip
         assert await call(session, "GET", f"{base}/accounts/NOPE", ACME_READ_KEY) == (
             404, {"error": "unknown account NOPE"})  # fmt: skip
+        # PostgreSQL refuses a NUL in text: the API must refuse such an id before asking it.
+        assert await call(session, "GET", f"{base}/accounts/A%00B/summary", ACME_READ_KEY) == (
+            400, {"error": "account id must not contain control characters"})  # fmt: skip
+        assert await call(session, "GET", f"{base}/inactive-users?module=M&account=A%00B",
+                          ACME_READ_KEY) == (
+            400, {"error": "account must not contain control characters"})  # fmt: skip
         assert await call(session, "GET", f"{pipeline.api_url}/v1/services/SP-NOPE/accounts/XYZ",
                           ACME_READ_KEY) == (404, {"error": "unknown service SP-NOPE"})  # fmt: skip
         assert await call(session, "GET", f"{base}/accounts/XYZ/usage?from=2026-13-01",
