@@ -151,7 +151,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
     "operatorKey": {
         "type": "http",
         "scheme": "bearer",
-        "description": "The operator key (setting OPS_KEY); not asked for when it is unset.",
+        "description": "An operator key (setting OPS_KEY; two during a rotation).",
     },
 }
 

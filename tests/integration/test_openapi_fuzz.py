@@ -25,11 +25,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import ACME_READ_KEY, ACME_SERVER_KEY, Pipeline
+from tests.support import ACME_READ_KEY, ACME_SERVER_KEY, OPERATOR_KEY, Pipeline
 
 pytestmark = pytest.mark.e2e
 
-OPS_KEY = "operator-key-0123456789"
 KNOWN_SERVICE = "SP-ACME"
 KNOWN_ACCOUNT = "XYZ"
 # Four runs per operation (free and pinned, positive and negative): about 20 s per app.
@@ -75,7 +74,7 @@ def known_service_in_body(case: Case) -> Case:
 
 def auth_headers(operation: APIOperation) -> dict[str, str]:
     """A valid key for the scheme the operation asks for, if any."""
-    keys = {"serverKey": ACME_SERVER_KEY, "readKey": ACME_READ_KEY, "operatorKey": OPS_KEY}
+    keys = {"serverKey": ACME_SERVER_KEY, "readKey": ACME_READ_KEY, "operatorKey": OPERATOR_KEY}
     for requirement in operation.definition.raw.get("security", []):
         for scheme in requirement:
             return {"Authorization": f"Bearer {keys[scheme]}"}
@@ -131,7 +130,6 @@ async def test_collector_answers_every_request_as_its_document_says(pipeline: Pi
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 async def test_api_answers_every_request_as_its_document_says(pipeline: Pipeline) -> None:
-    pipeline.overrides["OPS_KEY"] = OPS_KEY
     await pipeline.start_api()
     # An account to find, so the account routes answer 200 too, not only 404.
     async with (
