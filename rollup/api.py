@@ -257,9 +257,9 @@ async def inactive_users(request: web.Request) -> web.Response:
     try:
         days = int(request.query.get("days", "30"))
     except ValueError:
-        raise ApiError(400, "days must be a whole number from 1 to 400") from None
+        raise ApiError(400, f"days must be a whole number from 1 to {MAX_RANGE_DAYS}") from None
     if not 1 <= days <= MAX_RANGE_DAYS:
-        raise ApiError(400, "days must be a whole number from 1 to 400")
+        raise ApiError(400, f"days must be a whole number from 1 to {MAX_RANGE_DAYS}")
     account_id = request.query.get("account")
     if account_id is not None:
         checked_id("account", account_id)
