@@ -44,6 +44,10 @@ ENDPOINTS: list[tuple[str, str, Any, str, int]] = [
     ("GET", f"{SERVICE}/flush-status", None, "read", 200),
     ("GET", "/v1/ops/lag", None, "operator", 200),
 ]
+# Open on purpose, whatever key comes with the request: they hold no customer's data.
+PUBLIC = [("collector", "/healthz"), ("collector", "/openapi.json"), ("collector", "/usage.js"),
+          ("collector", "/metrics"), ("api", "/healthz"), ("api", "/openapi.json"),
+          ("api", "/ops"), ("api", "/metrics")]  # fmt: skip
 KEYS = {
     "server": {"own": ACME_SERVER_KEY, "other service": OTHER_SERVER_KEY,
                "other kind": ACME_READ_KEY},
@@ -105,10 +109,18 @@ async def test_access_matrix(running: Pipeline, key_state: str) -> None:
             status, answer = await call(session, method, base_url(running, path) + path, body, key)
             error = answer.get("error", "") if isinstance(answer, dict) else ""
             outcomes.append((method, path, status, error))
+        public = []
+        for app, path in PUBLIC:
+            url = (running.collector_url if app == "collector" else running.api_url) + path
+            key = {"none": None, "wrong": WRONG_KEY}.get(key_state, ACME_READ_KEY)
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            async with session.get(url, headers=headers) as response:
+                public.append((app, path, response.status))
     assert outcomes == [
         (method, path, *expected(method, path, kind, key_state, ok))
         for method, path, _, kind, ok in ENDPOINTS
     ]
+    assert public == [(app, path, 200) for app, path in PUBLIC]
 
 
 async def test_unknown_service_in_the_path_is_404_for_a_valid_key(running: Pipeline) -> None:
