@@ -8,7 +8,7 @@ from importlib import resources
 from aiohttp import web
 
 from collector.context import SERVICES
-from collector.server_events import accept_events, read_events
+from collector.server_events import accept_events, rate_limited, read_events, service_ids_in
 from common.http import json_error
 
 CORS_MAX_AGE_S = "600"
@@ -52,19 +52,14 @@ async def collect(request: web.Request) -> web.Response:
         response = batch
     else:
         services = request.app[SERVICES]
-        refused = sorted(
-            {
-                str(event.get("service_id"))
-                for event in batch
-                if isinstance(event, dict)
-                and event.get("service_id") in services
-                and origin not in services[str(event["service_id"])].allowed_origins
-            }
-        )
+        named = service_ids_in(batch, services)
+        refused = sorted(sid for sid in named if origin not in services[sid].allowed_origins)
         if refused:
             response = json_error(403, f"origin not allowed for service {refused[0]}")
         else:
-            response = await accept_events(request, batch, default_service_id=None)
+            response = await rate_limited(request, named, "public") or await accept_events(
+                request, batch, default_service_id=None
+            )
     response.headers.update(cors_headers(origin))
     return response
 

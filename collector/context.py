@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 
 from collector.limits import NameLimits
 from collector.producer import EventProducer
+from collector.rate_limits import RateLimits
 from common.clock import Clock
 from common.services import Service
 from common.settings import Settings
@@ -16,4 +17,5 @@ CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", dict[str, Service])
 PRODUCER = web.AppKey("producer", EventProducer)
 LIMITS = web.AppKey("limits", NameLimits)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 REDIS = web.AppKey("redis", Redis)

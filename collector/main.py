@@ -12,17 +12,20 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from collector.browser import collect, collect_preflight, demo, usage_js
-from collector.context import CLOCK, LIMITS, PRODUCER, REDIS, SERVICES, SETTINGS
+from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
 from collector.metrics import measure, pending_rejects
+from collector.openapi import COLLECTOR_OPENAPI
 from collector.pixel import pixel
 from collector.producer import EventProducer
+from collector.rate_limits import RateLimits
 from collector.server_events import MAX_BODY_BYTES, post_events
 from common.heartbeat import Heartbeat
 from common.http import serve_until_signalled
 from common.keys import KeyLayout
 from common.metrics import metrics
+from common.openapi import openapi_handler
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -44,6 +47,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = redis
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
     app[LIMITS] = NameLimits(redis, keys)
+    app[RATE_LIMITS] = RateLimits(redis, keys)
     reporter = asyncio.create_task(report_health(redis, keys))
     try:
         yield
@@ -91,6 +95,7 @@ def build_app(settings: Settings, services: dict[str, Service]) -> web.Applicati
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_handler(COLLECTOR_OPENAPI))
     return app
 
 

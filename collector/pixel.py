@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
+from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
 from collector.intake import limit_errors
 from collector.metrics import EVENTS, child
 from collector.producer import Unavailable
+from collector.server_events import MAX_BODY_BYTES
 from common.events import FieldError, InvalidEvent, validate_event
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -64,15 +66,16 @@ def pixel_event(params: Mapping[str, str]) -> dict[str, Any]:
 
 def pixel_error(error: FieldError) -> str:
     """Describe an invalid hit in a fixed string that never echoes the input."""
-    return f"{PARAMETER_OF_FIELD.get(error.field, error.field)} {error.message}"
+    parameter = PARAMETER_OF_FIELD.get(error.field)
+    return f"{parameter} {error.message}" if parameter else "invalid hit"
 
 
-def gif(status: int, error: str = "") -> web.Response:
+def gif(status: int, error: str = "", retry_after_s: str = RETRY_AFTER_S) -> web.Response:
     headers = {"Cache-Control": "no-store"}
     if error:
         headers["X-Usage-Error"] = error
-    if status == 503:
-        headers["Retry-After"] = RETRY_AFTER_S
+    if status in (429, 503):
+        headers["Retry-After"] = retry_after_s
     return web.Response(status=status, body=GIF, content_type="image/gif", headers=headers)
 
 
@@ -81,11 +84,22 @@ async def pixel(request: web.Request) -> web.Response:
     received_ms = request.app[CLOCK].now_ms()
     params: Mapping[str, str]
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            return gif(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        # Not UTF-8, a broken multipart body, a Content-Encoding it does not have.
+        except (ValueError, HttpProcessingError, web.RequestPayloadError):
+            return gif(400, "request body is not a readable form")
         params = {name: value for name, value in form.items() if isinstance(value, str)}
     else:
         params = request.query
     services = request.app[SERVICES]
+    service = services.get(params.get("sdr_s", ""))
+    if service is not None:
+        retry_after_s = await request.app[RATE_LIMITS].retry_after_s(service, "public")
+        if retry_after_s:
+            return gif(429, "too many requests for this service", str(retry_after_s))
     try:
         event = validate_event(pixel_event(params), services, received_ms)
     except InvalidEvent as invalid:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from collector.context import CLOCK, LIMITS, PRODUCER, SERVICES
+from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
 from collector.intake import limit_errors
 from collector.metrics import ENDPOINTS, EVENTS, child
 from collector.producer import Unavailable
@@ -26,6 +27,8 @@ async def read_events(request: web.Request) -> list[Any] | web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a body that is not
+        return json_error(400, "body cannot be decoded")
     if len(body) > MAX_BODY_BYTES:
         return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -60,6 +63,32 @@ def validate_batch(
         except InvalidEvent as invalid:
             errors.extend((index, error) for error in invalid.errors)
     return events, errors
+
+
+async def rate_limited(
+    request: web.Request, service_ids: Iterable[str], kind: str
+) -> web.Response | None:
+    """Spend a request of kind for each service; a 429 when one of them is over its limit."""
+    services, limits = request.app[SERVICES], request.app[RATE_LIMITS]
+    for service_id in sorted(set(service_ids)):
+        retry_after_s = await limits.retry_after_s(services[service_id], kind)
+        if retry_after_s:
+            return json_error(
+                429,
+                f"service {service_id} is over its rate limit; retry later",
+                {"Retry-After": str(retry_after_s)},
+            )
+    return None
+
+
+def service_ids_in(batch: list[Any], services: dict[str, Service]) -> set[str]:
+    """The known services a batch names (unknown ones are refused by validation)."""
+    return {
+        event["service_id"]
+        for event in batch
+        if isinstance(event, dict) and isinstance(event.get("service_id"), str)
+        and event["service_id"] in services
+    }  # fmt: skip
 
 
 def errors_response(errors: list[tuple[int, FieldError]]) -> web.Response:
@@ -110,15 +139,9 @@ async def post_events(request: web.Request) -> web.Response:
     batch = await read_events(request)
     if isinstance(batch, web.Response):
         return batch
-    services = request.app[SERVICES]
-    foreign = sorted(
-        {
-            str(e["service_id"])
-            for e in batch
-            if isinstance(e, dict) and e.get("service_id") in services
-        }
-        - {service.id}
-    )
+    foreign = sorted(service_ids_in(batch, request.app[SERVICES]) - {service.id})
     if foreign:
         return json_error(403, f"this key cannot send events for service {foreign[0]}")
-    return await accept_events(request, batch, service.id)
+    return await rate_limited(request, [service.id], "server") or await accept_events(
+        request, batch, service.id
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ MAX_PAST_MS = 7 * 24 * 3600 * 1000
 MAX_FUTURE_MS = 10 * 60 * 1000
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone UTF-16 halves: no UTF-8 form, so no Kafka record or Redis key could hold them.
+SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 AttributeValue = str | int | float | bool
 ACCOUNT_FIELDS = ("account_name", "parent_id", "account_type", "product_id")
@@ -130,8 +133,10 @@ def validate_event(
         for name in ACCOUNT_FIELDS
         if name in raw and (value := text(name, MAX_ID_CHARS))  # most events carry none
     }
-    account_attributes = _attributes(raw, "account_attributes", errors)
-    user_attributes = _attributes(raw, "user_attributes", errors)
+    account_attributes = parse_attributes(
+        raw.get("account_attributes"), "account_attributes", errors
+    )
+    user_attributes = parse_attributes(raw.get("user_attributes"), "user_attributes", errors)
     if len(account_attributes) + len(user_attributes) > MAX_ATTRIBUTES:
         errors.append(
             FieldError("account_attributes", f"at most {MAX_ATTRIBUTES} attributes per event")
@@ -164,6 +169,8 @@ def text_problem(value: object, max_chars: int) -> str:
         return f"must be 1 to {max_chars} characters"
     if CONTROL_CHARACTERS.search(value):
         return "must not contain control characters"
+    if SURROGATES.search(value):
+        return "must be valid Unicode text"
     return ""
 
 
@@ -198,10 +205,10 @@ def _event_time(value: object, received_ms: int, errors: list[FieldError]) -> in
     return event_ms
 
 
-def _attributes(
-    raw: dict[str, Any], name: str, errors: list[FieldError]
+def parse_attributes(
+    value: object, name: str, errors: list[FieldError]
 ) -> dict[str, AttributeValue]:
-    value = raw.get(name)
+    """Check an attributes object (names to strings, numbers or booleans), noting errors."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -221,11 +228,24 @@ def _attributes(
                 FieldError(name, f"attribute values must be at most "
                                  f"{MAX_ATTRIBUTE_VALUE_CHARS} characters")
             )  # fmt: skip
+        elif isinstance(item, int | float) and not _storable_number(item):
+            errors.append(FieldError(name, "attribute numbers must be finite and fit in 64 bits"))
+        elif isinstance(item, str) and SURROGATES.search(item):
+            errors.append(FieldError(name, "attribute values must be valid Unicode text"))
+        elif isinstance(item, str) and CONTROL_CHARACTERS.search(item):
+            errors.append(FieldError(name, "attribute values must not contain control characters"))
         else:
             attributes[key] = item
             continue
         break
     return attributes
+
+
+def _storable_number(value: int | float) -> bool:
+    """orjson (and so Kafka's form) holds 64-bit integers and finite floats only."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return -(2**63) <= value < 2**64
 
 
 def to_wire(event: UsageEvent) -> bytes:

@@ -39,17 +39,21 @@ def bearer_key(request: web.Request) -> str:
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
+def key_matches(key: str, candidates: Iterable[str]) -> bool:
+    """Compare key with every candidate in constant time (no early exit on a match)."""
+    encoded = key.encode()
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(encoded, candidate.encode())
+    return matched and bool(key)
+
+
 def service_of_key(key: str, services: Iterable[Service], kind: str) -> Service | None:
     """Find the service a server or read key belongs to, comparing in constant time."""
-    if not key:
-        return None
     found = None
-    encoded = key.encode()
     for service in services:
-        keys = service.server_keys if kind == "server" else service.read_keys
-        for candidate in keys:
-            if hmac.compare_digest(encoded, candidate.encode()):
-                found = service
+        if key_matches(key, service.server_keys if kind == "server" else service.read_keys):
+            found = service
     return found
 
 

@@ -88,3 +88,7 @@ class KeyLayout:
     def names(self, service_id: str, kind: str) -> str:
         """Set of the service's known module or activity names (kind: module|activity)."""
         return f"{self.prefix}:names:{encode_parts(service_id, kind)}"
+
+    def rate_bucket(self, service_id: str, kind: str) -> str:
+        """Hash: the token bucket of a service's requests of kind (public|server)."""
+        return f"{self.prefix}:rate:{encode_parts(service_id, kind)}"

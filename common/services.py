@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from common.settings import SettingsError
+from common.settings import MIN_KEY_CHARS, SettingsError
 
 DEFAULT_MAX_MODULES = 100
 DEFAULT_MAX_ACTIVITIES = 500
+# Requests per second to the keyless endpoints (pixel, /v1/collect); 0 turns a limit off.
+DEFAULT_PUBLIC_RATE_PER_S = 1000
+DEFAULT_SERVER_RATE_PER_S = 0
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Service:
     allowed_origins: tuple[str, ...] = ()
     max_modules: int = DEFAULT_MAX_MODULES
     max_activities: int = DEFAULT_MAX_ACTIVITIES
+    public_rate_per_s: int = DEFAULT_PUBLIC_RATE_PER_S
+    server_rate_per_s: int = DEFAULT_SERVER_RATE_PER_S
     name: str = field(default="")
 
 
@@ -63,6 +68,8 @@ def _parse_service(entry: dict[str, Any], where: str) -> Service:
         allowed_origins=tuple(_strings(entry, "allowed_origins", where)),
         max_modules=_limit(entry, "max_modules", DEFAULT_MAX_MODULES, where),
         max_activities=_limit(entry, "max_activities", DEFAULT_MAX_ACTIVITIES, where),
+        public_rate_per_s=_rate(entry, "public_rate_limit_per_s", DEFAULT_PUBLIC_RATE_PER_S, where),
+        server_rate_per_s=_rate(entry, "server_rate_limit_per_s", DEFAULT_SERVER_RATE_PER_S, where),
         name=str(entry.get("name", "")),
     )
 
@@ -73,8 +80,8 @@ def _keys(entry: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
     keys = [raw] if isinstance(raw, str) else raw
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise SettingsError(f"{where}: {name} must be a string or a list of strings")
-    if any(len(key) < 16 for key in keys):
-        raise SettingsError(f"{where}: every {name} must have at least 16 characters")
+    if any(len(key) < MIN_KEY_CHARS for key in keys):
+        raise SettingsError(f"{where}: every {name} must have at least {MIN_KEY_CHARS} characters")
     return tuple(keys)
 
 
@@ -89,4 +96,11 @@ def _limit(entry: dict[str, Any], name: str, default: int, where: str) -> int:
     raw = entry.get(name, default)
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
         raise SettingsError(f"{where}: {name} must be a positive whole number")
+    return raw
+
+
+def _rate(entry: dict[str, Any], name: str, default: int, where: str) -> int:
+    raw = entry.get(name, default)
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        raise SettingsError(f"{where}: {name} must be a whole number, 0 for no limit")
     return raw

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from common.clock import Clock
 
+MIN_KEY_CHARS = 16
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -30,6 +32,7 @@ class Settings:
     flusher_interval_ms: int = 2000
     clock_shift_file: Path | None = None
     metrics_port: int = 0
+    ops_keys: tuple[str, ...] = ()
 
     @property
     def watermark_slack_ms(self) -> int:
@@ -64,6 +67,7 @@ class Settings:
             flusher_interval_ms=_integer(env, "FLUSHER_INTERVAL_MS", defaults.flusher_interval_ms),
             metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port),
             clock_shift_file=Path(env["CLOCK_SHIFT_FILE"]) if env.get("CLOCK_SHIFT_FILE") else None,
+            ops_keys=_keys(env, "OPS_KEY"),
         )
         settings.check()
         return settings
@@ -85,8 +89,9 @@ class Settings:
             raise SettingsError(
                 f"USAGE_TOPIC is not a valid Kafka topic name: {self.usage_topic!r}"
             )
-        if any(c in self.redis_key_prefix for c in "{}") or not self.redis_key_prefix:
-            raise SettingsError("REDIS_KEY_PREFIX must be non-empty and free of { and }")
+        # Braces would change the hash tag; glob characters would widen the SCANs by prefix.
+        if any(c in self.redis_key_prefix for c in "{}*?[]\\") or not self.redis_key_prefix:
+            raise SettingsError("REDIS_KEY_PREFIX must be non-empty and free of { } * ? [ ] \\")
         if self.topic_partitions < 1:
             raise SettingsError("USAGE_TOPIC_PARTITIONS must be at least 1")
         if self.produce_timeout_ms < 100:
@@ -95,6 +100,8 @@ class Settings:
             raise SettingsError("FLUSHER_INTERVAL_MS must be at least 100")
         if self.flush_fsync_wait_ms < 0:
             raise SettingsError("FLUSH_FSYNC_WAIT_MS must not be negative")
+        if any(len(key) < MIN_KEY_CHARS for key in self.ops_keys):
+            raise SettingsError(f"OPS_KEY: every key must have at least {MIN_KEY_CHARS} characters")
         if self.dedup_window_s < 48 * 3600:
             raise SettingsError("DEDUP_WINDOW_S must be at least 172800 (48 hours)")
 
@@ -114,3 +121,8 @@ def _integer(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Read one key, or two separated by a comma during a rotation."""
+    return tuple(key.strip() for key in env.get(name, "").split(",") if key.strip())

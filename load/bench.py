@@ -143,7 +143,7 @@ class Stage:
             "REDIS_KEY_PREFIX": self.name,
             "CONSUMER_GROUP": self.name,
             "DATABASE_URL": self.database_url or f"sqlite:///{self.workdir / self.name}.db",
-            "SERVICES_FILE": str(PROJECT_ROOT / "services.toml"),
+            "SERVICES_FILE": str(PROJECT_ROOT / "load" / "services.toml"),
             "LOG_LEVEL": "WARNING",
         }
 

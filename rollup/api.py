@@ -15,14 +15,17 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from common.days import local_day, parse_day
-from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, text_problem
-from common.http import bearer_key, json_error, json_response, service_of_key
+from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, FieldError, parse_attributes, text_problem
+from common.http import bearer_key, json_error, json_response, key_matches, service_of_key
 from common.keys import KeyLayout
 from common.metrics import metrics
+from common.openapi import openapi_handler
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
+from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
 from rollup.live import LiveBuckets
+from rollup.openapi import API_OPENAPI
 from rollup.ops import LagMonitor
 from rollup.queries import UsageReader
 from rollup.store import AccountUpdate, Store
@@ -38,7 +41,6 @@ FLUSHER = web.AppKey("flusher", Flusher)
 READER = web.AppKey("reader", UsageReader)
 MONITOR = web.AppKey("monitor", LagMonitor)
 
-MAX_RANGE_DAYS = 400
 SAMPLER_STOP_S = 10.0
 ACCOUNT_BODY_FIELDS = {"parent_id", "name", "account_type", "product_id", "attributes"}
 
@@ -69,6 +71,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response = json_error(error.status, str(error))
     except web.HTTPNotFound:
         response = json_error(404, "no such endpoint")
+    except web.HTTPForbidden:  # a directory under /ops/static
+        response = json_error(403, "forbidden")
+    except web.HTTPRequestEntityTooLarge:
+        response = json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     response.headers.update(CORS_HEADERS)
     return response
 
@@ -91,6 +97,26 @@ def authorized_service(request: web.Request, kind: str = "read") -> Service:
             403, f"this key cannot {'read' if kind == 'read' else 'change'} service {service_id}"
         )
     return service
+
+
+def authorize_operator(request: web.Request) -> None:
+    """Let only holders of an operator key (OPS_KEY) see the pipeline's internals."""
+    operator_keys = request.app[SETTINGS].ops_keys
+    if not operator_keys:
+        raise ApiError(403, "no operator key is configured: set OPS_KEY")
+    key = bearer_key(request)
+    if not key:
+        raise ApiError(401, "missing Authorization: Bearer <operator key>")
+    if not key_matches(key, operator_keys):
+        raise ApiError(401, "invalid operator key")
+
+
+def checked_id(name: str, value: str) -> str:
+    """Refuse an id no event could carry (which a database may not even take): 400."""
+    problem = text_problem(value, MAX_ID_CHARS)
+    if problem:
+        raise ApiError(400, f"{name} {problem}")
+    return value
 
 
 def today_of(request: web.Request, service: Service) -> date:
@@ -128,7 +154,7 @@ def flag(request: web.Request, name: str) -> bool:
 async def account_usage(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}/usage?from&to&rollup&by"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     first_day, last_day = day_range(request, service)
     columns, rollup = by_columns(request), flag(request, "rollup")
     reader = request.app[READER]
@@ -141,10 +167,11 @@ async def account_usage(request: web.Request) -> web.Response:
 async def user_usage(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/users/{uid}/usage?account=AID&from&to&by"""
     service = authorized_service(request)
-    user_id = request.match_info["uid"]
+    user_id = checked_id("user id", request.match_info["uid"])
     account_id = request.query.get("account")
     if not account_id:
         raise ApiError(400, "account is required")
+    checked_id("account", account_id)
     first_day, last_day = day_range(request, service)
     columns = by_columns(request)
     reader = request.app[READER]
@@ -155,7 +182,7 @@ async def user_usage(request: web.Request) -> web.Response:
 async def account_detail(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     detail = await request.app[READER].detail(service.id, account_id)
     if detail is None:
         raise ApiError(404, f"unknown account {account_id}")
@@ -164,6 +191,7 @@ async def account_detail(request: web.Request) -> web.Response:
 
 def account_update(service: Service, account_id: str, body: object, day: date) -> AccountUpdate:
     """Validate a PUT body into an update; only the fields sent are changed."""
+    checked_id("account id", account_id)
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
     unknown = sorted(set(body) - ACCOUNT_BODY_FIELDS)
@@ -184,6 +212,10 @@ def account_update(service: Service, account_id: str, body: object, day: date) -
     attributes = body.get("attributes", {})
     if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
         raise ApiError(400, f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
+    errors: list[FieldError] = []
+    attributes = parse_attributes(attributes, "attributes", errors)
+    if errors:
+        raise ApiError(400, errors[0].message)
     return AccountUpdate(service.id, account_id, day, fields, attributes)
 
 
@@ -195,6 +227,8 @@ async def put_account(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         raise ApiError(400, "body is not valid JSON") from None
+    except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a body that is not
+        raise ApiError(400, "body cannot be decoded") from None
     update = account_update(service, account_id, body, today_of(request, service))
     refused = await request.app[STORE].apply_updates([update], datetime.now(UTC))
     if refused:
@@ -207,7 +241,7 @@ async def put_account(request: web.Request) -> web.Response:
 async def account_summary(request: web.Request) -> web.Response:
     """GET /v1/services/{sid}/accounts/{aid}/summary"""
     service = authorized_service(request)
-    account_id = request.match_info["aid"]
+    account_id = checked_id("account id", request.match_info["aid"])
     reader = request.app[READER]
     if not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
@@ -223,10 +257,12 @@ async def inactive_users(request: web.Request) -> web.Response:
     try:
         days = int(request.query.get("days", "30"))
     except ValueError:
-        raise ApiError(400, "days must be a whole number from 1 to 400") from None
+        raise ApiError(400, f"days must be a whole number from 1 to {MAX_RANGE_DAYS}") from None
     if not 1 <= days <= MAX_RANGE_DAYS:
-        raise ApiError(400, "days must be a whole number from 1 to 400")
+        raise ApiError(400, f"days must be a whole number from 1 to {MAX_RANGE_DAYS}")
     account_id = request.query.get("account")
+    if account_id is not None:
+        checked_id("account", account_id)
     reader = request.app[READER]
     if account_id is not None and not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
@@ -272,10 +308,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def ops_lag(request: web.Request) -> web.Response:
     """GET /v1/ops/lag: per-partition lag and status, totals, history, rejects, flushes."""
+    authorize_operator(request)
     return json_response(await request.app[MONITOR].report())
 
 
 async def ops_page(request: web.Request) -> web.Response:
+    """The dashboard page holds no data: it asks for the operator key and calls /v1/ops/lag."""
     page = resources.files("rollup").joinpath("static/ops.html").read_bytes()
     return web.Response(body=page, content_type="text/html", charset="utf-8")
 
@@ -305,21 +343,24 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(settings: Settings, services: Mapping[str, Service]) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[SERVICES] = dict(services)
     app.cleanup_ctx.append(clients)
-    prefix = "/v1/services/{sid}"
-    app.router.add_get(prefix + "/accounts/{aid}/usage", account_usage)
-    app.router.add_get(prefix + "/accounts/{aid}/summary", account_summary)
-    app.router.add_get(prefix + "/accounts/{aid}", account_detail)
-    app.router.add_put(prefix + "/accounts/{aid}", put_account)
-    app.router.add_get(prefix + "/users/{uid}/usage", user_usage)
+    # Any id may hold braces, dots or (percent-encoded) slashes: one whole segment each.
+    prefix = "/v1/services/{sid:[^/]+}"
+    account = prefix + "/accounts/{aid:[^/]+}"
+    app.router.add_get(account + "/usage", account_usage)
+    app.router.add_get(account + "/summary", account_summary)
+    app.router.add_get(account, account_detail)
+    app.router.add_put(account, put_account)
+    app.router.add_get(prefix + "/users/{uid:[^/]+}/usage", user_usage)
     app.router.add_get(prefix + "/inactive-users", inactive_users)
     app.router.add_get(prefix + "/flush-status", flush_status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_handler(API_OPENAPI))
     app.router.add_get("/v1/ops/lag", ops_lag)
     app.router.add_get("/ops", ops_page)
     app.router.add_static(

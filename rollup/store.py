@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -164,6 +165,23 @@ def async_url(database_url: str) -> str:
     raise ValueError(f"DATABASE_URL has an unsupported scheme: {database_url!r}")
 
 
+TABLE_CREATION_ATTEMPTS = 5
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """Create the missing tables; processes starting together on a new database race to
+    create them, and the loser's CREATE fails, so it looks again."""
+    for attempt in range(1, TABLE_CREATION_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(metadata.create_all)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == TABLE_CREATION_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -181,8 +199,7 @@ class Store:
         engine = create_async_engine(url)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        await create_tables(engine)
         return cls(engine)
 
     async def close(self) -> None:

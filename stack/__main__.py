@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from common.settings import Settings
-from stack.apps import API_PORT, APPS, COLLECTOR_PORT, start_apps, stop_apps
+from stack.apps import API_PORT, APPS, COLLECTOR_PORT, DEMO_OPS_KEY, start_apps, stop_apps
 from stack.processes import read_pid
 from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers, stop_servers, wait_for_kafka
 
@@ -13,6 +14,7 @@ USAGE_EXAMPLE = """
 The system is up.
   collector  http://127.0.0.1:{collector}   (pixel, /v1/events, /healthz, /readyz)
   query API  http://127.0.0.1:{api}   (read key in services.toml)
+  dashboard  http://127.0.0.1:{api}/ops   (operator key: OPS_KEY, here {ops_key})
 
 Try it:
   curl -i 'http://127.0.0.1:{collector}/pixel.gif?sdr_s=SP-DEMO&sdr_o=XYZ&sdr_u=joe@acme.com&sdr_m=Invoices&sdr_a=Create'
@@ -34,7 +36,8 @@ def main() -> None:
         wait_for_kafka(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
         if not args.servers_only:
             start_apps(STACK_HOME, PROJECT_ROOT)
-            print(USAGE_EXAMPLE.format(collector=COLLECTOR_PORT, api=API_PORT))
+            ops_key = os.environ.get("OPS_KEY", DEMO_OPS_KEY)
+            print(USAGE_EXAMPLE.format(collector=COLLECTOR_PORT, api=API_PORT, ops_key=ops_key))
     elif args.verb == "down":
         stop_apps(STACK_HOME)
         if not args.servers_only:

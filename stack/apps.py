@@ -20,6 +20,8 @@ APPS: dict[str, list[str]] = {
 }
 PORTS = {"collector": COLLECTOR_PORT, "api": API_PORT}
 METRICS_PORTS = {"aggregator": 9101, "flusher": 9102}  # the others serve /metrics themselves
+# The local stack's operator key for the dashboard, like the demo keys in services.toml.
+DEMO_OPS_KEY = "demo-ops-key-change-me"
 
 
 def start_apps(home: Path, cwd: Path) -> None:
@@ -29,7 +31,7 @@ def start_apps(home: Path, cwd: Path) -> None:
         if read_pid(pid_file):
             continue
         log_file = home / "logs" / f"{name}.log"
-        env = dict(os.environ)
+        env = {"OPS_KEY": DEMO_OPS_KEY, **os.environ}
         if name in METRICS_PORTS:
             env["METRICS_PORT"] = str(METRICS_PORTS[name])
         pid = spawn([sys.executable, *args], log_file, pid_file, env=env, cwd=cwd)

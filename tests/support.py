@@ -20,8 +20,9 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError, RedisError
 
 from common.keys import KeyLayout
 from common.settings import Settings
@@ -40,17 +41,30 @@ read_key = "acme-read-key-0123456789"
 allowed_origins = ["http://127.0.0.1:9999"]
 max_modules = 5
 max_activities = 20
+public_rate_limit_per_s = 0
 
 [[service]]
 id = "SP-OTHER"
 timezone = "America/New_York"
-server_key = "other-server-key-0123456789"
+server_key = ["other-server-key-0123456789", "other-server-key-rotated-01"]
 read_key = "other-read-key-0123456789"
+
+[[service]]
+id = "SP-LIMITED"
+timezone = "UTC"
+server_key = "limited-server-key-0123456789"
+read_key = "limited-read-key-0123456789"
+allowed_origins = ["http://127.0.0.1:9999"]
+public_rate_limit_per_s = 1
+server_rate_limit_per_s = 1
 """
 ACME_SERVER_KEY = "acme-server-key-0123456789"
 ACME_READ_KEY = "acme-read-key-0123456789"
 OTHER_SERVER_KEY = "other-server-key-0123456789"
 OTHER_READ_KEY = "other-read-key-0123456789"
+OTHER_SERVER_KEY_ROTATED = "other-server-key-rotated-01"
+LIMITED_SERVER_KEY = "limited-server-key-0123456789"
+OPERATOR_KEY = "operator-key-0123456789"
 PARTITIONS = 4
 
 
@@ -93,6 +107,7 @@ class Pipeline:
             "CONSUMER_GROUP": self.name,
             "DATABASE_URL": self.database_url,
             "SERVICES_FILE": str(self.services_file),
+            "OPS_KEY": OPERATOR_KEY,
             "PYTHONUNBUFFERED": "1",
             **self.overrides,
         }
@@ -167,8 +182,8 @@ class Pipeline:
             "rollup", "flush", "--service", "SP-ACME", "--day", day, "--force", env=env
         )
 
-    def durable_counts(self) -> Counter[CountKey]:
-        return durable_counts(self.database_url)
+    def durable_counts(self, service_id: str | None = None) -> Counter[CountKey]:
+        return durable_counts(self.database_url, service_id)
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text()
@@ -269,13 +284,15 @@ async def get_json(
         return r.status, await r.json()
 
 
-def durable_counts(database_url: str) -> Counter[CountKey]:
+def durable_counts(database_url: str, service_id: str | None = None) -> Counter[CountKey]:
     """Read the durable per-day counts straight from the SQLite file, summed over days."""
     path = database_url.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         rows = connection.execute(
             "SELECT account_id, user_id, module, activity, SUM(count) FROM daily_counts "
-            "GROUP BY account_id, user_id, module, activity"
+            "WHERE service_id = coalesce(?, service_id) "
+            "GROUP BY account_id, user_id, module, activity",
+            (service_id,),
         ).fetchall()
     return Counter({(a, u, m, v): int(n) for a, u, m, v, n in rows})
 
@@ -291,4 +308,19 @@ def start_redis(workdir: Path, port: int) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
     wait_for_port("127.0.0.1", port, timeout_s=20, pid=process.pid)
+    wait_until_loaded(port)
     return process
+
+
+def wait_until_loaded(port: int, timeout_s: float = 20) -> None:
+    """Wait until Redis has read its AOF: until then it answers LOADING to every command."""
+    deadline = time.monotonic() + timeout_s
+    with SyncRedis(port=port) as client:
+        while True:
+            try:
+                client.ping()
+                return
+            except BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)

@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
+from collector.pixel import GIF
 from tests.support import ACME_SERVER_KEY, OTHER_SERVER_KEY, Pipeline
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +64,31 @@ async def test_invalid_pixel_hit_is_400_with_reason_and_gif(
         assert (await response.read()).startswith(b"GIF89a")
 
 
+PRIVATE = "QZX<script>alert(1)</script>"
+PRIVACY_HITS = [
+    {"sdr_s": PRIVATE, "sdr_o": PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": PRIVATE + "\n"},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_a": PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_m": PRIVATE * 20, "sdr_a": "A"},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_u." + PRIVATE: "\x00" + PRIVATE},
+    {"sdr_s": "SP-ACME", "sdr_o": "X", "sdr_o." + PRIVATE * 10: PRIVATE},
+]
+
+
+@pytest.mark.parametrize("params", PRIVACY_HITS)
+async def test_pixel_never_echoes_its_input(
+    collector: Pipeline, nothing_reaches_kafka: None, params: dict[str, str]
+) -> None:
+    url = f"{collector.collector_url}/pixel.gif"
+    async with aiohttp.ClientSession() as session:
+        for method in ("GET", "POST"):
+            arguments: dict[str, Any] = {"params": params} if method == "GET" else {"data": params}
+            async with session.request(method, url, **arguments) as response:
+                assert response.status == 400
+                assert await response.read() == GIF
+                assert "QZX" not in str(response.headers)
+
+
 async def post(
     collector: Pipeline, body: bytes, key: str | None = ACME_SERVER_KEY, **headers: str
 ) -> tuple[int, Any]:
@@ -95,6 +121,9 @@ API_ERRORS = [
      {"error": "batch must hold at least one event"}),
     (orjson.dumps({"batch": {}}), ACME_SERVER_KEY, 400,
      {"error": "batch must be a list of event objects"}),
+    (orjson.dumps({"batch": [{"service_id": [], "account_id": "X"}, {"service_id": {}, "account_id": "X"}]}),
+     ACME_SERVER_KEY, 400, {"errors": [{"index": 0, "field": "service_id", "message": "must be a string"},
+                                       {"index": 1, "field": "service_id", "message": "must be a string"}]}),
 ]  # fmt: skip
 
 
@@ -108,6 +137,54 @@ async def test_bad_server_request_gets_exact_error(
     answer: dict[str, Any],
 ) -> None:
     assert await post(collector, body, key) == (status, answer)
+
+
+async def test_body_that_is_not_its_content_encoding_is_400(
+    collector: Pipeline, nothing_reaches_kafka: None
+) -> None:
+    assert await post(collector, b"not gzip", **{"Content-Encoding": "gzip"}) == (
+        400, {"error": "body cannot be decoded"}
+    )  # fmt: skip
+
+
+UNREADABLE_FORMS = [
+    (b"sdr_s=SP-ACME&sdr_o=\xff", "application/x-www-form-urlencoded", {}),
+    (b"--b\r\nbroken\r\n--b--\r\n", "multipart/form-data; boundary=b", {}),
+    (b"not gzip", "application/x-www-form-urlencoded", {"Content-Encoding": "gzip"}),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "headers"), UNREADABLE_FORMS)
+async def test_pixel_post_that_is_not_a_readable_form_is_400(
+    collector: Pipeline, nothing_reaches_kafka: None, body: bytes, content_type: str,
+    headers: dict[str, str],
+) -> None:  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{collector.collector_url}/pixel.gif", data=io.BytesIO(body),
+            headers={"Content-Type": content_type, **headers},
+        ) as response,
+    ):  # fmt: skip
+        assert response.status == 400
+        assert response.headers["X-Usage-Error"] == "request body is not a readable form"
+        assert response.headers["Content-Type"] == "image/gif"
+
+
+async def test_pixel_post_larger_than_the_limit_is_413(
+    collector: Pipeline, nothing_reaches_kafka: None
+) -> None:
+    body = b"sdr_s=SP-ACME&sdr_o=X&sdr_o.Notes=" + b"n" * (1024 * 1024)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{collector.collector_url}/pixel.gif", data=io.BytesIO(body),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ) as response,
+    ):  # fmt: skip
+        assert response.status == 413
+        assert response.headers["X-Usage-Error"] == "request body is larger than 1048576 bytes"
+        assert response.headers["Content-Type"] == "image/gif"
 
 
 async def test_one_invalid_event_refuses_the_whole_batch(
@@ -185,6 +262,12 @@ async def test_browser_collect_checks_origin_and_answers_cors(
             assert (response.status, await response.json()) == (
                 403, {"error": "origin not allowed for service SP-OTHER"}
             )  # fmt: skip
+        async with session.post(
+            url, data='{"service_id": ["SP-ACME"], "account_id": "X"}', headers={"Origin": origin}
+        ) as response:  # fmt: skip
+            assert (response.status, await response.json()) == (400, {"errors": [
+                {"index": 0, "field": "service_id", "message": "must be a string"}
+            ]})  # fmt: skip
         async with session.post(url, data="{}") as response:
             assert (response.status, await response.json()) == (
                 403, {"error": "an Origin header is required"}

@@ -172,12 +172,24 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
             400, {"error": "colour is not a known field"})  # fmt: skip
         assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY, {"name": ""}) == (
             400, {"error": "name must be 1 to 256 characters"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY,
+                          {"attributes": {"Plan": {"nested": 1}}}) == (
+            400, {"error": "attribute values must be strings, numbers or booleans"})  # fmt: skip
+        assert await call(session, "PUT", f"{base}/accounts/XYZ", ACME_SERVER_KEY,
+                          {"attributes": {"Plan": "a\x00b"}}) == (
+            400, {"error": "attribute values must not contain control characters"})  # fmt: skip
         assert await call(session, "GET", f"{base}/inactive-users?days=3", ACME_READ_KEY) == (
             400, {"error": "module is required"})  # fmt: skip
         assert await call(session, "GET", f"{base}/users/ann@acme.com/usage", ACME_READ_KEY) == (
             400, {"error": "account is required"})  # fmt: skip
         assert await call(session, "GET", f"{base}/accounts/NOPE", ACME_READ_KEY) == (
             404, {"error": "unknown account NOPE"})  # fmt: skip
+        # PostgreSQL refuses a NUL in text: the API must refuse such an id before asking it.
+        assert await call(session, "GET", f"{base}/accounts/A%00B/summary", ACME_READ_KEY) == (
+            400, {"error": "account id must not contain control characters"})  # fmt: skip
+        assert await call(session, "GET", f"{base}/inactive-users?module=M&account=A%00B",
+                          ACME_READ_KEY) == (
+            400, {"error": "account must not contain control characters"})  # fmt: skip
         assert await call(session, "GET", f"{pipeline.api_url}/v1/services/SP-NOPE/accounts/XYZ",
                           ACME_READ_KEY) == (404, {"error": "unknown service SP-NOPE"})  # fmt: skip
         assert await call(session, "GET", f"{base}/accounts/XYZ/usage?from=2026-13-01",

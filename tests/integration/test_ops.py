@@ -17,13 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from load.traffic import Ledger, Sender, TrafficShape, batches
 from stack.browser import LAUNCH_ARGS, ensure_chromium
 from stack.servers import PROJECT_ROOT
-from tests.support import ACME_SERVER_KEY, PARTITIONS, Pipeline, free_port
+from tests.support import ACME_SERVER_KEY, OPERATOR_KEY, PARTITIONS, Pipeline, free_port
 
 pytestmark = pytest.mark.e2e
 
 
 async def lag_report(session: aiohttp.ClientSession, pipeline: Pipeline) -> dict[str, Any]:
-    async with session.get(f"{pipeline.api_url}/v1/ops/lag") as response:
+    async with session.get(
+        f"{pipeline.api_url}/v1/ops/lag", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}
+    ) as response:
         assert response.status == 200
         report: dict[str, Any] = await response.json()
         return report
@@ -120,7 +122,11 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
         drained = await wait_report(session, pipeline, all_ok)
         assert drained["totals"] == {**drained["totals"], "lag_messages": 0, "status": "OK"}
         assert max(drained["history"]["lag_messages"]) == lag
-        assert [s["service_id"] for s in drained["services"]] == ["SP-ACME", "SP-OTHER"]
+        assert [s["service_id"] for s in drained["services"]] == [
+            "SP-ACME",
+            "SP-OTHER",
+            "SP-LIMITED",
+        ]
 
         await check_dashboard(pipeline)
 
@@ -160,6 +166,15 @@ async def check_dashboard(pipeline: Pipeline) -> None:
             lambda message: errors.append(message.text) if message.type == "error" else None,
         )
         await page.goto(f"{pipeline.api_url}/ops")
+        await page.locator("#key-form").wait_for(state="visible")
+        await page.fill("#ops-key", "not-the-operator-key")
+        await page.click("#key-form button")
+        await page.wait_for_function(
+            "document.getElementById('key-problem').textContent === 'invalid operator key'"
+        )
+        errors.clear()  # the browser logs the refused request as a console error
+        await page.fill("#ops-key", OPERATOR_KEY)
+        await page.click("#key-form button")
         await page.wait_for_function(
             f"document.querySelectorAll('#partitions tr').length === {PARTITIONS}", timeout=20_000
         )
@@ -169,6 +184,9 @@ async def check_dashboard(pipeline: Pipeline) -> None:
             "#partitions .status", "spans => spans.map(s => s.textContent)"
         )
         assert statuses == ["OK"] * PARTITIONS
+        await page.reload()  # the key is asked for once, then kept
+        await page.wait_for_function("window.opsUpdates >= 1", timeout=20_000)
+        assert await page.locator("#key-form").is_hidden()
         artifacts = PROJECT_ROOT / "artifacts"
         artifacts.mkdir(exist_ok=True)
         await page.screenshot(path=str(artifacts / "ops.png"), full_page=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,13 +25,24 @@ def test_defaults_match_the_local_stack() -> None:
         ({"KAFKA_BOOTSTRAP": "localhost"}, "KAFKA_BOOTSTRAP must be host:port"),
         ({"USAGE_TOPIC": "usage events"}, "USAGE_TOPIC is not a valid Kafka topic name"),
         ({"USAGE_TOPIC_PARTITIONS": "twelve"}, "USAGE_TOPIC_PARTITIONS must be a whole number"),
-        ({"REDIS_KEY_PREFIX": "a{b}"}, "REDIS_KEY_PREFIX must be non-empty and free of { and }"),
+        (
+            {"REDIS_KEY_PREFIX": "a{b}"},
+            "REDIS_KEY_PREFIX must be non-empty and free of { } * ? [ ]",
+        ),
+        (
+            {"REDIS_KEY_PREFIX": "usage*"},
+            "REDIS_KEY_PREFIX must be non-empty and free of { } * ? [ ]",
+        ),
         ({"DEDUP_WINDOW_S": "3600"}, "DEDUP_WINDOW_S must be at least 172800"),
         ({"CONSUMER_GROUP": "  "}, "CONSUMER_GROUP is set but empty"),
+        (
+            {"OPS_KEY": "operator-key-0123456789,short"},
+            "OPS_KEY: every key must have at least 16 characters",
+        ),
     ],
 )
 def test_bad_setting_is_named(env: dict[str, str], message: str) -> None:
-    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+    with pytest.raises(SettingsError, match=re.escape(message)):
         Settings.from_env(env)
 
 
@@ -38,6 +50,16 @@ def test_shipped_demo_services_file_loads() -> None:
     services = load_services(Path(__file__).parents[2] / "services.toml")
     assert list(services) == ["SP-DEMO"]
     assert services["SP-DEMO"].timezone.key == "UTC"
+    assert (services["SP-DEMO"].public_rate_per_s, services["SP-DEMO"].server_rate_per_s) == (
+        1000,
+        0,
+    )
+
+
+def test_operator_keys_rotate_as_a_comma_separated_pair() -> None:
+    settings = Settings.from_env({"OPS_KEY": "operator-key-0123456789, operator-key-rotated-01"})
+    assert settings.ops_keys == ("operator-key-0123456789", "operator-key-rotated-01")
+    assert Settings.from_env({}).ops_keys == ()
 
 
 @pytest.mark.parametrize(
@@ -54,6 +76,10 @@ def test_shipped_demo_services_file_loads() -> None:
         ('[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"\n'
          '[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"',
          "service S is listed twice"),
+        ('[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"\n'
+         'public_rate_limit_per_s = -1', "service #1 \\(S\\): public_rate_limit_per_s must be a whole number, 0 for no limit"),
+        ('[[service]]\nid = "S"\nserver_key = "kkkkkkkkkkkkkkkkk"\nread_key = "rrrrrrrrrrrrrrrrrr"\n'
+         'server_rate_limit_per_s = "fast"', "service #1 \\(S\\): server_rate_limit_per_s must be a whole number, 0 for no limit"),
     ],
 )  # fmt: skip
 def test_bad_services_file_is_named(tmp_path: Path, text: str, message: str) -> None:
