@@ -6,10 +6,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import orjson
 
-from common.events import UsageEvent, from_wire
 from common.keys import bucket_field
 
 log = logging.getLogger(__name__)
@@ -17,12 +17,22 @@ log = logging.getLogger(__name__)
 BucketId = tuple[str, str, str]  # (service_id, day, account_id)
 
 
+class Record(Protocol):
+    """The parts of a Kafka record the aggregator uses (aiokafka's ConsumerRecord has them)."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
-class Record:
-    """The parts of a Kafka record the aggregator uses."""
+class RawRecord:
+    """A record made by hand, for tests and tools."""
 
     offset: int
-    value: bytes
+    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,52 +63,66 @@ class PartitionBatch:
 
 
 def summarize(partition: int, records: Sequence[Record]) -> PartitionBatch:
-    """Pre-aggregate records: one increment per distinct (bucket, user, module, activity)."""
+    """Pre-aggregate records: one increment per distinct (bucket, user, module, activity).
+
+    Reads the decoded wire objects (common.events.to_wire) directly rather than building a
+    UsageEvent per event: at one per event, that was a fifth of the aggregator's time.
+    """
     batch = PartitionBatch(partition, records[0].offset, records[-1].offset)
     increments: defaultdict[BucketId, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    field_names: dict[tuple[str, str, str], str] = {}
     for record in records:
         try:
-            events = from_wire(record.value)
+            events = wire_events(record.value)
         except (orjson.JSONDecodeError, KeyError, TypeError) as error:
             # The collector validated every event; a record that cannot be read was not
             # written by it. Skip it rather than block the partition forever.
             log.error("partition %d offset %d is not an event: %r", partition, record.offset, error)
             batch.undecodable += 1
             continue
-        for event in events:
-            batch.max_received_ms = max(batch.max_received_ms, event.received_ms)
-            if event.account or event.account_attributes or event.user_attributes:
-                batch.account_updates.append(account_update(event))
-            if event.counts_usage:
-                batch.events += 1
-                _add(batch, increments, event)
+        for received_ms, bucket, parts, count, event_id, item in events:
+            batch.max_received_ms = max(batch.max_received_ms, received_ms)
+            if "ac" in item or "aa" in item or "ua" in item:
+                batch.account_updates.append(account_update(item))
+            if not parts[2]:
+                continue  # an attribute/hierarchy update, no activity to count
+            batch.events += 1
+            name = field_names.get(parts)
+            if name is None:
+                name = field_names[parts] = bucket_field(*parts)
+            if event_id:
+                batch.deduplicated.append(DedupIncrement(event_id, bucket, name, count))
+            else:
+                increments[bucket][name] += count
     batch.increments = {bucket: dict(fields) for bucket, fields in increments.items()}
     return batch
 
 
-def account_update(event: UsageEvent) -> bytes:
+WireEvent = tuple[int, BucketId, tuple[str, str, str], int, str, dict[str, Any]]
+
+
+def wire_events(value: bytes | None) -> list[WireEvent]:
+    """Decode a whole record (one event or a packed array) before any of it counts."""
+    if value is None:
+        raise TypeError("a record without a value")
+    wire = orjson.loads(value)
+    return [
+        (item["r"], (item["s"], item["d"], item["a"]), (item["u"], item["m"], item["v"]),
+         item["c"], item.get("e", ""), item)
+        for item in (wire if isinstance(wire, list) else [wire])
+    ]  # fmt: skip
+
+
+def account_update(item: dict[str, Any]) -> bytes:
     """The registry part of an event, queued in Redis for the flusher to write to SQL."""
     return orjson.dumps(
         {
-            "s": event.service_id,
-            "a": event.account_id,
-            "d": event.day,
-            "f": event.account,
-            "aa": event.account_attributes,
-            "u": event.user_id,
-            "ua": event.user_attributes,
+            "s": item["s"],
+            "a": item["a"],
+            "d": item["d"],
+            "f": item.get("ac", {}),
+            "aa": item.get("aa", {}),
+            "u": item["u"],
+            "ua": item.get("ua", {}),
         }
     )
-
-
-def _add(
-    batch: PartitionBatch,
-    increments: defaultdict[BucketId, defaultdict[str, int]],
-    event: UsageEvent,
-) -> None:
-    bucket = (event.service_id, event.day, event.account_id)
-    name = bucket_field(event.user_id, event.module, event.activity)
-    if event.event_id:
-        batch.deduplicated.append(DedupIncrement(event.event_id, bucket, name, event.count))
-    else:
-        increments[bucket][name] += event.count

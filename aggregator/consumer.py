@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -101,7 +101,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                     return None
                 await asyncio.sleep(REDIS_RETRY_S)
 
-    async def apply(self, tp: TopicPartition, messages: list[Record]) -> None:
+    async def apply(self, tp: TopicPartition, messages: Sequence[Record]) -> None:
         """Apply one partition's fetched records exactly once."""
         if tp not in self.consumer.assignment():
             return  # revoked while the batch was in flight
@@ -213,7 +213,7 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
                 timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL
             )
             for tp, messages in fetched.items():
-                await self.apply(tp, [Record(m.offset, m.value) for m in messages])
+                await self.apply(tp, messages)
             if fetched:
                 await self.commit_advisory()
             await self.register_partitions()

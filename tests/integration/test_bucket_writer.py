@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from aggregator.batch import Record, summarize
+from aggregator.batch import RawRecord, summarize
 from aggregator.buckets import BucketWriter
 from common.events import UsageEvent, to_wire
 from common.keys import KeyLayout, bucket_field, encode_parts
@@ -27,9 +27,9 @@ def keys() -> KeyLayout:
     return KeyLayout(name, name)
 
 
-def event_record(offset: int, event_id: str = "", count: int = 1, account: str = "A") -> Record:
+def event_record(offset: int, event_id: str = "", count: int = 1, account: str = "A") -> RawRecord:
     event = UsageEvent("S", account, "u", "M", "a", count, 1, 1000 + offset, "2026-11-22", event_id)
-    return Record(offset, to_wire(event))
+    return RawRecord(offset, to_wire(event))
 
 
 async def bucket(redis: Redis, keys: KeyLayout, account: str = "A") -> int:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from aggregator.batch import DedupIncrement, Record, summarize
+from aggregator.batch import DedupIncrement, RawRecord, summarize
 from common.events import UsageEvent, to_wire
 from common.keys import bucket_field
 
 
-def record(offset: int, **fields: object) -> Record:
+def record(offset: int, **fields: object) -> RawRecord:
     base: dict[str, object] = {
         "service_id": "S", "account_id": "A", "user_id": "u", "module": "M", "activity": "a",
         "count": 1, "event_ms": 1, "received_ms": 10 + offset, "day": "2026-11-22",
     }  # fmt: skip
     base.update(fields)
-    return Record(offset, to_wire(UsageEvent(**base)))  # type: ignore[arg-type]
+    return RawRecord(offset, to_wire(UsageEvent(**base)))  # type: ignore[arg-type]
 
 
 def test_same_bucket_and_field_are_summed_once() -> None:
@@ -26,7 +26,7 @@ def test_same_bucket_and_field_are_summed_once() -> None:
             record(8, account_id="B", day="2026-11-21"),
             record(9, activity="", module=""),  # attribute update: not counted
             record(10, event_id="e1", count=4),
-            Record(11, b"not json"),
+            RawRecord(11, b"not json"),
         ],
     )
     assert (batch.partition, batch.first_offset, batch.last_offset) == (2, 5, 11)
