@@ -68,8 +68,12 @@ def _parse_service(entry: dict[str, Any], where: str) -> Service:
         allowed_origins=tuple(_strings(entry, "allowed_origins", where)),
         max_modules=_limit(entry, "max_modules", DEFAULT_MAX_MODULES, where),
         max_activities=_limit(entry, "max_activities", DEFAULT_MAX_ACTIVITIES, where),
-        public_rate_per_s=_rate(entry, "public_rate_limit_per_s", DEFAULT_PUBLIC_RATE_PER_S, where),
-        server_rate_per_s=_rate(entry, "server_rate_limit_per_s", DEFAULT_SERVER_RATE_PER_S, where),
+        public_rate_per_s=_limit(
+            entry, "public_rate_limit_per_s", DEFAULT_PUBLIC_RATE_PER_S, where, zero_is_off=True
+        ),
+        server_rate_per_s=_limit(
+            entry, "server_rate_limit_per_s", DEFAULT_SERVER_RATE_PER_S, where, zero_is_off=True
+        ),
         name=str(entry.get("name", "")),
     )
 
@@ -92,15 +96,11 @@ def _strings(entry: dict[str, Any], name: str, where: str) -> list[str]:
     return raw
 
 
-def _limit(entry: dict[str, Any], name: str, default: int, where: str) -> int:
+def _limit(
+    entry: dict[str, Any], name: str, default: int, where: str, zero_is_off: bool = False
+) -> int:
     raw = entry.get(name, default)
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
-        raise SettingsError(f"{where}: {name} must be a positive whole number")
-    return raw
-
-
-def _rate(entry: dict[str, Any], name: str, default: int, where: str) -> int:
-    raw = entry.get(name, default)
-    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
-        raise SettingsError(f"{where}: {name} must be a whole number, 0 for no limit")
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < (0 if zero_is_off else 1):
+        rule = "a whole number, 0 for no limit" if zero_is_off else "a positive whole number"
+        raise SettingsError(f"{where}: {name} must be {rule}")
     return raw
