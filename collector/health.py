@@ -14,7 +14,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 only while Kafka answers, so a load balancer sends traffic elsewhere meanwhile."""
-    if request.app[PRODUCER].reachable:
+    """200 only while events can be published, so a load balancer sends traffic elsewhere
+    meanwhile; the 503 says why (Kafka unreachable, the producer being replaced)."""
+    producer = request.app[PRODUCER]
+    if not producer.unready_reason:
         return json_response({"status": "ready", "kafka": "ok"})
-    return json_response({"status": "unavailable", "kafka": "unreachable"}, status=503)
+    return json_response(
+        {"status": "unavailable", "kafka": producer.kafka_state, "reason": producer.unready_reason},
+        status=503,
+    )

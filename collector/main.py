@@ -15,7 +15,7 @@ from collector.browser import collect, collect_preflight, demo, usage_js
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
-from collector.metrics import measure, pending_rejects
+from collector.metrics import EVENTS_AWAITING_ACK, measure, pending_rejects
 from collector.openapi import COLLECTOR_OPENAPI
 from collector.pixel import pixel
 from collector.producer import EventProducer
@@ -42,6 +42,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     await ensure_topic(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
     producer = EventProducer(settings)
     await producer.start()
+    EVENTS_AWAITING_ACK.set_function(lambda: producer.pending_events)
     redis = Redis.from_url(settings.redis_url)
     app[PRODUCER] = producer
     app[REDIS] = redis

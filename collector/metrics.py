@@ -31,6 +31,17 @@ LATENCY = Histogram(
 KAFKA_SEND_ERRORS = Counter(
     "usage_collector_kafka_send_errors_total", "Publishes Kafka did not acknowledge"
 )
+PRODUCER_REPLACEMENTS = Counter(
+    "usage_collector_producer_replacements_total",
+    "Kafka producers replaced because they could not recover by themselves",
+)
+OVERLOAD_REFUSALS = Counter(
+    "usage_collector_overload_refusals_total",
+    "Publishes refused at once because too many events awaited Kafka's acknowledgement",
+)
+EVENTS_AWAITING_ACK = Gauge(
+    "usage_collector_events_awaiting_ack", "Events in Kafka records not yet acknowledged"
+)
 IN_FLIGHT = Gauge("usage_collector_requests_in_flight", "Requests being answered now")
 
 ENDPOINTS = {"/pixel.gif": "pixel", "/v1/events": "events", "/v1/collect": "collect"}

@@ -290,10 +290,13 @@ PATHS: dict[str, Schema] = {
     },
     "/readyz": {
         "get": operation(
-            "Ready while Kafka answers",
+            "Ready while events can be published to Kafka",
             {
                 "200": json_answer("Kafka answers.", ref("Readiness")),
-                "503": json_answer("Kafka is unreachable.", ref("Readiness")),
+                "503": json_answer(
+                    "Kafka is unreachable, or the producer is being replaced; `reason` says which.",
+                    ref("Readiness"),
+                ),
             },
             tags=["health"],
         )
@@ -308,7 +311,8 @@ SCHEMAS: dict[str, Schema] = {
     "Readiness": strict_object(
         {
             "status": {"enum": ["ready", "unavailable"]},
-            "kafka": {"enum": ["ok", "unreachable"]},
+            "kafka": {"enum": ["ok", "unreachable", "replacing producer"]},
+            "reason": {"type": "string"},
         },
         required=("status", "kafka"),
     ),

@@ -27,6 +27,7 @@ class Settings:
     consumer_group: str = "usage-aggregator"
     redis_key_prefix: str = "usage"
     produce_timeout_ms: int = 10_000
+    max_pending_events: int = 20_000
     dedup_window_s: int = 72 * 3600
     flush_fsync_wait_ms: int = 2500
     flusher_interval_ms: int = 2000
@@ -62,6 +63,7 @@ class Settings:
             consumer_group=_text(env, "CONSUMER_GROUP", defaults.consumer_group),
             redis_key_prefix=_text(env, "REDIS_KEY_PREFIX", defaults.redis_key_prefix),
             produce_timeout_ms=_integer(env, "PRODUCE_TIMEOUT_MS", defaults.produce_timeout_ms),
+            max_pending_events=_integer(env, "MAX_PENDING_EVENTS", defaults.max_pending_events),
             dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
             flush_fsync_wait_ms=_integer(env, "FLUSH_FSYNC_WAIT_MS", defaults.flush_fsync_wait_ms),
             flusher_interval_ms=_integer(env, "FLUSHER_INTERVAL_MS", defaults.flusher_interval_ms),
@@ -96,6 +98,8 @@ class Settings:
             raise SettingsError("USAGE_TOPIC_PARTITIONS must be at least 1")
         if self.produce_timeout_ms < 100:
             raise SettingsError("PRODUCE_TIMEOUT_MS must be at least 100")
+        if self.max_pending_events < 1000:
+            raise SettingsError("MAX_PENDING_EVENTS must be at least 1000 (a full batch)")
         if self.flusher_interval_ms < 100:
             raise SettingsError("FLUSHER_INTERVAL_MS must be at least 100")
         if self.flush_fsync_wait_ms < 0:

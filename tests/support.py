@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from redis.exceptions import BusyLoadingError, RedisError
 from common.keys import KeyLayout
 from common.settings import Settings
 from common.topics import ensure_topic
-from load.traffic import CountKey
+from load.traffic import CountKey, Ledger
 from stack.processes import wait_for_port
 from stack.redis import unlink_matching
 from stack.servers import PROJECT_ROOT
@@ -66,6 +68,7 @@ OTHER_SERVER_KEY_ROTATED = "other-server-key-rotated-01"
 LIMITED_SERVER_KEY = "limited-server-key-0123456789"
 OPERATOR_KEY = "operator-key-0123456789"
 PARTITIONS = 4
+TODAY = datetime.now(UTC).date().isoformat()
 
 
 def free_port() -> int:
@@ -324,3 +327,27 @@ def wait_until_loaded(port: int, timeout_s: float = 20) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+def record(test: str, ledger: Ledger, counted: int, **extra: Any) -> None:
+    """Keep the figures of each fault test for the report (artifacts/, not committed)."""
+    out = PROJECT_ROOT / "artifacts" / "fault-tests.jsonl"
+    out.parent.mkdir(exist_ok=True)
+    line = {
+        "test": test, "events_sent": ledger.sent_events,
+        "events_acknowledged": ledger.acknowledged_events, "count_acknowledged": ledger.total,
+        "count_durable": counted, "statuses": dict(ledger.statuses), **extra,
+    }  # fmt: skip
+    with out.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+async def finish_and_check(pipeline: Pipeline, ledger: Ledger, test: str, **extra: Any) -> None:
+    """Drain, flush today and check the durable counts equal the acknowledged ones exactly."""
+    await pipeline.drain(timeout_s=120)
+    flush = pipeline.flush(TODAY)
+    assert flush.returncode == 0, flush.stderr
+    durable = pipeline.durable_counts()
+    record(test, ledger, sum(durable.values()), **extra)
+    assert ledger.acknowledged_events > 0
+    assert durable == ledger.expected

@@ -4,13 +4,11 @@ events the collector acknowledged, no more, no less."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import shutil
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +17,19 @@ import pytest
 
 from load.traffic import Ledger, Sender, TrafficShape, batches, with_event_ids
 from rollup.faults import CRASH_EXIT_CODE, STEPS
-from stack import kafka
-from stack.servers import PROJECT_ROOT, STACK_HOME
-from tests.support import ACME_READ_KEY, ACME_SERVER_KEY, Pipeline, free_port, get_json, start_redis
+from tests.support import (
+    ACME_READ_KEY,
+    ACME_SERVER_KEY,
+    TODAY,
+    Pipeline,
+    finish_and_check,
+    free_port,
+    get_json,
+    start_redis,
+)  # fmt: skip
 
 pytestmark = pytest.mark.e2e
 
-TODAY = datetime.now(UTC).date().isoformat()
 SHAPE = TrafficShape(accounts=300, users_per_account=30, seed=11)
 
 
@@ -54,29 +58,6 @@ async def send(
             if resend_ids:
                 await sender.post(id_batches[index])
         await asyncio.sleep(pause_s)
-
-
-def record(test: str, ledger: Ledger, counted: int, **extra: Any) -> None:
-    """Keep the figures of each fault test for the report (artifacts/, not committed)."""
-    out = PROJECT_ROOT / "artifacts" / "fault-tests.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    line = {
-        "test": test, "events_sent": ledger.sent_events,
-        "events_acknowledged": ledger.acknowledged_events, "count_acknowledged": ledger.total,
-        "count_durable": counted, "statuses": dict(ledger.statuses), **extra,
-    }  # fmt: skip
-    with out.open("a") as handle:
-        handle.write(json.dumps(line) + "\n")
-
-
-async def finish_and_check(pipeline: Pipeline, ledger: Ledger, test: str, **extra: Any) -> None:
-    await pipeline.drain(timeout_s=120)
-    flush = pipeline.flush(TODAY)
-    assert flush.returncode == 0, flush.stderr
-    durable = pipeline.durable_counts()
-    record(test, ledger, sum(durable.values()), **extra)
-    assert ledger.acknowledged_events > 0
-    assert durable == ledger.expected
 
 
 async def run_load_while(
@@ -172,56 +153,6 @@ async def test_redis_killed_and_restarted_from_its_aof(pipeline: Pipeline, tmp_p
     finally:
         redis.kill()
         redis.wait()
-
-
-async def test_kafka_broker_stopped_and_restarted(pipeline: Pipeline, tmp_path: Path) -> None:
-    home = tmp_path / "kafka-home"
-    port, controller_port = free_port(), free_port()
-    kafka.start(home, port, controller_port, libs=STACK_HOME / "kafka" / "libs")
-    pipeline.overrides["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
-    await pipeline.create_topic()
-    await pipeline.start_collector()
-    pipeline.start_aggregator()
-
-    async def stop_broker(load: asyncio.Task[None]) -> dict[str, Any]:
-        await asyncio.sleep(3)
-        pid = int((home / "kafka.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        async with aiohttp.ClientSession() as session:
-            await asyncio.sleep(3)
-            async with session.get(f"{pipeline.collector_url}/readyz") as response:
-                ready_while_down = response.status
-            await asyncio.sleep(3)
-            kafka.start(home, port, controller_port, libs=STACK_HOME / "kafka" / "libs")
-            for _ in range(100):
-                async with session.get(f"{pipeline.collector_url}/readyz") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(0.2)
-            ready_after = response.status
-        assert (ready_while_down, ready_after) == (503, 200)
-        return {"broker_restarts": 1}
-
-    ledger = Ledger()
-    # While Kafka is down a 503 cannot tell whether the event reached Kafka, so this client
-    # does what the contract asks of careful clients: every event has an id and every
-    # batch is retried until accepted. Then each event must count exactly once.
-    events = with_event_ids(
-        [{**e, "account_id": f"b{e['account_id']}"} for e in SHAPE.events(30_000)], "b"
-    )
-    try:
-        async with aiohttp.ClientSession() as session:
-            sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
-            load = asyncio.create_task(send(sender, [], events, resend_ids=False))
-            extra = await stop_broker(load)
-            await load
-        assert ledger.acknowledged_events == 30_000
-        assert ledger.statuses[503] > 0
-        await finish_and_check(pipeline, ledger, "kafka broker kill -9", **extra)
-    finally:
-        pipeline.stop_all()
-        kafka.stop_server(home)
-    assert "Kafka is unreachable" in pipeline.log("collector")
 
 
 async def test_flusher_killed_at_each_step_then_rerun(pipeline: Pipeline) -> None:
