@@ -147,7 +147,9 @@ class EventProducer:
         try:
             async with asyncio.timeout(self.timeout_s):
                 delivery = await kafka.send(self.topic, record.value, partition=record.partition)
-        except (KafkaError, TimeoutError) as error:
+        # Anything else too (say, metadata without the partition just after a broker
+        # restart): the record fails and is logged, the loop that sends goes on.
+        except Exception as error:
             self._settle(record, error)
             return
         self._sent_at[record] = time.monotonic()
@@ -183,11 +185,15 @@ class EventProducer:
                 self.unready_reason = "Kafka is unreachable"
                 continue
             problem = self._problem()
-            if problem:
-                self.unready_reason = f"replacing the Kafka producer after {problem}"
-                await self._replace(problem)
-            else:
+            if not problem:
                 self.unready_reason = ""
+                continue
+            reason = f"replacing the Kafka producer after {problem}"
+            first_attempt = reason != self.unready_reason
+            if first_attempt:
+                log.warning("%s", reason)  # once, however many attempts it takes
+            self.unready_reason = reason
+            await self._replace(first_attempt)
 
     async def _reachable(self) -> bool:
         """Ask the cluster for metadata; note and log when the answer changes."""
@@ -213,18 +219,18 @@ class EventProducer:
         now = time.monotonic()
         oldest = next(iter(self._sent_at.values()), now)
         if now - self._reachable_since > STEADY_S and now - oldest > self.timeout_s:
-            return f"a record unacknowledged for {now - oldest:.0f} s"
+            return "a record unacknowledged past the produce timeout while Kafka answers"
         return ""
 
-    async def _replace(self, problem: str) -> None:
+    async def _replace(self, first_attempt: bool) -> None:
         """Start a new producer (a new producer id); then discard the old one."""
-        log.warning("replacing the Kafka producer after %s", problem)
         replacement = new_producer(self.settings)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await replacement.start()
-        except (KafkaError, TimeoutError) as error:
-            log.warning("a new Kafka producer could not start yet: %r", error)
+        except Exception as error:  # tried again at the next watch
+            if first_attempt:
+                log.warning("a new Kafka producer could not start yet: %r", error)
             await replacement.stop()
             return
         PRODUCER_REPLACEMENTS.inc()

@@ -1,10 +1,22 @@
-"""Packing events into Kafka records: per partition, in order, bounded in size."""
+"""Packing events into Kafka records (per partition, in order, bounded in size), and
+which failures call for a new producer."""
 
 from __future__ import annotations
 
+import pytest
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RequestTimedOutError,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
-from collector.records import MAX_RECORD_BYTES, RecordPacker, partition_of
+from collector.kafka_producer import needs_replacing
+from collector.records import MAX_RECORD_BYTES, PartitionRecord, RecordPacker, partition_of
 from common.events import UsageEvent, from_wire
 
 PARTITIONS = 12
@@ -66,3 +78,30 @@ def test_partitions_match_kafkas_default_partitioner_of_the_account_key() -> Non
         assert partition_of(event(account), PARTITIONS) == DefaultPartitioner()(
             key, partitions, partitions
         )
+
+
+@pytest.mark.parametrize(
+    ("error", "replace"),
+    [
+        (OutOfOrderSequenceNumber(), True),
+        (UnknownProducerId(), True),
+        (InvalidProducerEpoch(), True),
+        (ProducerFenced(), True),
+        (RequestTimedOutError(), False),
+        (NotLeaderForPartitionError(), False),
+        (KafkaConnectionError(), False),
+        (TimeoutError(), False),
+    ],
+)
+def test_only_the_producers_own_state_at_the_broker_calls_for_a_new_one(
+    error: BaseException, replace: bool
+) -> None:
+    assert needs_replacing(error) is replace
+
+
+async def test_a_failed_record_tells_its_waiters_and_nobody_else_need_listen() -> None:
+    record = PartitionRecord(0)
+    record.settle(KafkaConnectionError())
+    record.settle(None)  # a late acknowledgement changes nothing
+    with pytest.raises(KafkaConnectionError):
+        await record.acknowledged
