@@ -1,16 +1,18 @@
 """aiokafka's idempotent producer: made, told apart when broken for good, and discarded.
 
-An idempotent producer numbers its batches per partition. Two of aiokafka's states never
-heal by themselves (aiokafka 0.14, producer/sender.py and message_accumulator.py):
+An idempotent producer numbers its batches per partition, and aiokafka (0.14,
+producer/message_accumulator.py and sender.py) numbers a batch when it first takes it
+to send, then retries retriable errors for ever. A batch that fails nonetheless leaves
+a gap in its partition's sequence, and the broker refuses every later batch of that
+partition with OutOfOrderSequenceNumber for as long as the producer lives:
 
-- a batch that expires while its partition has no leader (the broker down longer than
-  the request timeout) is failed after it was given a sequence number, so every later
-  batch of that partition leaves a gap and the broker refuses it with
-  OutOfOrderSequenceNumber, for as long as the producer lives;
-- a sender task that ended (ProducerFenced, an unexpected error) fails every later send.
+- a batch that expires while its partition has no leader (a broker restarting after an
+  outage longer than the request timeout reports none for a while) fails with
+  LeaderNotAvailable or NotLeaderForPartition after it was numbered;
+- a batch the broker refuses (UnknownProducerId, a fenced epoch, ...) is not retried;
+- a sender task that ended fails everything it held, and every later send.
 
-The broker may also forget the producer id (UnknownProducerId) or refuse its epoch. In
-each case only a new producer, with a new producer id and sequences from zero, helps.
+In each case only a new producer, with a new producer id and sequences from zero, helps.
 """
 
 from __future__ import annotations
@@ -18,24 +20,9 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
-)
+from aiokafka.errors import KafkaError
 
 from common.settings import Settings
-
-PRODUCER_STATE_ERRORS = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    ProducerFenced,
-)
 
 
 class ProducerDiscarded(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
@@ -54,9 +41,13 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-def needs_replacing(error: BaseException) -> bool:
-    """Tell whether a send failed because of the producer's own state at the broker."""
-    return isinstance(error, PRODUCER_STATE_ERRORS)
+def needs_replacing(delivery_error: BaseException) -> bool:
+    """Tell whether a record's failed delivery leaves its producer unable to deliver again.
+
+    True for every failure but a discarded producer's own: whatever failed a numbered
+    batch left a gap in its partition's sequence (see above).
+    """
+    return not isinstance(delivery_error, ProducerDiscarded)
 
 
 def sender_ended(producer: AIOKafkaProducer) -> bool:

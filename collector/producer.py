@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PACK_WINDOW_S = 0.002  # how long a record waits for more events before it is sent
 WATCH_EVERY_S = 0.5
+PROBES_LOST = 2
 STEADY_S = 2.0  # Kafka reachable this long, yet a record still unacknowledged: stuck
 
 
@@ -58,6 +59,7 @@ class EventProducer:
         self._broken = ""  # why the producer must be replaced; "" when it need not
         self._wake_watch = asyncio.Event()
         self._reachable_since: float | None = None
+        self._probes_lost = 0
         self._last_failure = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._discarding: set[asyncio.Task[None]] = set()
@@ -157,7 +159,11 @@ class EventProducer:
 
     def _delivered(self, record: PartitionRecord, delivery: asyncio.Future[object]) -> None:
         del self._sent_at[record]
-        self._settle(record, None if delivery.cancelled() else delivery.exception())
+        error = delivery.exception()  # never cancelled: aiokafka sets or fails it
+        self._settle(record, error)
+        if error is not None and needs_replacing(error) and not self._broken:
+            self._broken = repr(error)
+            self._wake_watch.set()
 
     def _settle(self, record: PartitionRecord, error: BaseException | None) -> None:
         """Release the record's events from the bound and answer its requests."""
@@ -169,9 +175,6 @@ class EventProducer:
         if repr(error) != self._last_failure:  # once per kind of failure, not per record
             self._last_failure = repr(error)
             log.warning("Kafka did not acknowledge a record: %r", error)
-        if needs_replacing(error) and not self._broken:
-            self._broken = repr(error)
-            self._wake_watch.set()
 
     async def _watch(self) -> None:
         """Every WATCH_EVERY_S (or at once when a send found the producer broken): probe
@@ -196,14 +199,19 @@ class EventProducer:
             await self._replace(first_attempt)
 
     async def _reachable(self) -> bool:
-        """Ask the cluster for metadata; note and log when the answer changes."""
+        """Ask the cluster for metadata; note and log when the answer changes.
+
+        Unreachable only after PROBES_LOST probes in a row went unanswered for a second:
+        on a busy machine one may time out while Kafka is fine.
+        """
         assert self._kafka is not None
         try:
             async with asyncio.timeout(1):
                 await self._kafka.client.fetch_all_metadata()
-            reachable = True
+            self._probes_lost = 0
         except (KafkaError, TimeoutError):
-            reachable = False
+            self._probes_lost += 1
+        reachable = self._probes_lost < PROBES_LOST
         if reachable != (self._reachable_since is not None):
             log.warning("Kafka is %s", "reachable again" if reachable else "unreachable")
             self._reachable_since = time.monotonic() if reachable else None

@@ -27,7 +27,7 @@ class Settings:
     consumer_group: str = "usage-aggregator"
     redis_key_prefix: str = "usage"
     produce_timeout_ms: int = 10_000
-    max_pending_events: int = 20_000
+    max_pending_events: int = 10_000
     dedup_window_s: int = 72 * 3600
     flush_fsync_wait_ms: int = 2500
     flusher_interval_ms: int = 2000

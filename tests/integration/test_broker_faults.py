@@ -231,8 +231,8 @@ MAX_COLLECTOR_RSS_MB = 150
 async def test_a_paused_broker_fills_the_bound_then_requests_are_refused_at_once(
     pipeline: Pipeline, broker: Broker
 ) -> None:
-    """More clients than the bound on events awaiting acks (MAX_PENDING_EVENTS, 20 000 by
-    default): the first 20 batches of 1000 wait, the other 10 get 503 at once."""
+    """More clients than the bound on events awaiting acks (MAX_PENDING_EVENTS, 10 000 by
+    default): the first 10 batches of 1000 wait, the other 20 get 503 at once."""
     bound = pipeline.settings.max_pending_events
     held = bound // OVERLOAD_BATCH
     pipeline.overrides["KAFKA_BOOTSTRAP"] = broker.bootstrap

@@ -7,15 +7,16 @@ import pytest
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaConnectionError,
+    KafkaError,
+    LeaderNotAvailableError,
     NotLeaderForPartitionError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
-    RequestTimedOutError,
     UnknownProducerId,
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from collector.kafka_producer import needs_replacing
+from collector.kafka_producer import ProducerDiscarded, needs_replacing
 from collector.records import MAX_RECORD_BYTES, PartitionRecord, RecordPacker, partition_of
 from common.events import UsageEvent, from_wire
 
@@ -87,13 +88,13 @@ def test_partitions_match_kafkas_default_partitioner_of_the_account_key() -> Non
         (UnknownProducerId(), True),
         (InvalidProducerEpoch(), True),
         (ProducerFenced(), True),
-        (RequestTimedOutError(), False),
-        (NotLeaderForPartitionError(), False),
-        (KafkaConnectionError(), False),
-        (TimeoutError(), False),
+        (LeaderNotAvailableError(), True),  # a numbered batch expired: its sequence has a gap
+        (NotLeaderForPartitionError(), True),
+        (KafkaError("Unexpected error during batch delivery"), True),  # the sender died
+        (ProducerDiscarded(), False),  # failed on purpose, by the replacement itself
     ],
 )
-def test_only_the_producers_own_state_at_the_broker_calls_for_a_new_one(
+def test_every_failed_delivery_but_a_discard_calls_for_a_new_producer(
     error: BaseException, replace: bool
 ) -> None:
     assert needs_replacing(error) is replace
