@@ -83,9 +83,9 @@ def validate_batch(
 
 def service_ids_in(batch: list[Any], services: Mapping[str, Service]) -> set[str]:
     """The known services a batch names (unknown ones are refused by validation)."""
-    named = {
+    named = (
         item.service_id if isinstance(item, Event) else item.get("service_id")
         for item in batch
         if isinstance(item, Event | dict)
-    }
+    )
     return {service_id for service_id in named if isinstance(service_id, str)} & services.keys()

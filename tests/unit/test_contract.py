@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import MultiDict
 
-from collector.bodies import decode_events, validate_batch
+from collector.bodies import decode_events, service_ids_in, validate_batch
 from collector.pixel import hit_event, pixel_event
 from common.contract import Event
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
@@ -115,3 +115,8 @@ def test_a_pixel_hit_gives_the_event_or_first_error_the_field_checks_give(
     except InvalidEvent as invalid:
         got = invalid.errors[0]
     assert got == expected
+
+
+def test_services_named_in_a_batch_ignore_what_is_not_an_id() -> None:
+    batch = [{"service_id": []}, {"service_id": {}}, {"service_id": "SP-A"}, 3, Event("X")]
+    assert service_ids_in(batch, SERVICES) == {"SP-A"}
