@@ -7,8 +7,9 @@ from importlib import resources
 
 from aiohttp import web
 
+from collector.bodies import service_ids_in
 from collector.context import SERVICES
-from collector.server_events import accept_events, rate_limited, read_events, service_ids_in
+from collector.server_events import accept_events, rate_limited, read_events
 from common.http import json_error
 
 CORS_MAX_AGE_S = "600"

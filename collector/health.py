@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from collector.context import PRODUCER
+from collector.models import Readiness
+from common.contract import Health
 from common.http import json_response
 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and serving."""
-    return json_response({"status": "ok"})
+    return json_response(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -18,8 +20,7 @@ async def readyz(request: web.Request) -> web.Response:
     meanwhile; the 503 says why (Kafka unreachable, the producer being replaced)."""
     producer = request.app[PRODUCER]
     if not producer.unready_reason:
-        return json_response({"status": "ready", "kafka": "ok"})
+        return json_response(Readiness("ready", "ok"))
     return json_response(
-        {"status": "unavailable", "kafka": producer.kafka_state, "reason": producer.unready_reason},
-        status=503,
+        Readiness("unavailable", producer.kafka_state, producer.unready_reason), status=503
     )

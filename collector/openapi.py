@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collector.browser import CORS_MAX_AGE_S, SNIPPET_MAX_AGE_S
-from collector.server_events import MAX_BATCH_EVENTS, MAX_BODY_BYTES
-from common.events import MAX_ID_CHARS, MAX_NAME_CHARS
+from collector.models import Accepted, Readiness
+from collector.server_events import MAX_BODY_BYTES
+from common.contract import MAX_BATCH_EVENTS, Batch, RequiredId, RequiredName
 from common.openapi import (
     RETRY_AFTER,
     Schema,
@@ -12,23 +13,24 @@ from common.openapi import (
     error_answer,
     json_answer,
     json_content,
+    model_schemas,
     operation,
     query_parameter,
     ref,
-    strict_object,
-    text,
+    schema_of,
     text_answer,
 )
 
+ID, NAME = schema_of(RequiredId), schema_of(RequiredName)
 PIXEL_PARAMETERS: dict[str, tuple[Schema, str]] = {
-    "sdr_s": (text(MAX_ID_CHARS), "Service id."),
-    "sdr_o": (text(MAX_ID_CHARS), "Account id."),
-    "sdr_u": (text(MAX_ID_CHARS), "User id."),
-    "sdr_m": (text(MAX_NAME_CHARS), "Module; given together with sdr_a."),
-    "sdr_a": (text(MAX_NAME_CHARS), "Activity; without it the hit only updates attributes."),
-    "sdr_odn": (text(MAX_ID_CHARS), "Account display name."),
-    "sdr_o.account_name": (text(MAX_ID_CHARS), "Account display name (when sdr_odn is absent)."),
-    "sdr_o.parent_id": (text(MAX_ID_CHARS), "Parent account id."),
+    "sdr_s": (ID, "Service id."),
+    "sdr_o": (ID, "Account id."),
+    "sdr_u": (ID, "User id."),
+    "sdr_m": (NAME, "Module; given together with sdr_a."),
+    "sdr_a": (NAME, "Activity; without it the hit only updates attributes."),
+    "sdr_odn": (ID, "Account display name."),
+    "sdr_o.account_name": (ID, "Account display name (when sdr_odn is absent)."),
+    "sdr_o.parent_id": (ID, "Parent account id."),
 }
 REQUIRED_PIXEL_PARAMETERS = ("sdr_s", "sdr_o")
 PIXEL_DESCRIPTION = (
@@ -72,31 +74,6 @@ PIXEL_FORM = {
     "required": list(REQUIRED_PIXEL_PARAMETERS),
     "additionalProperties": {"type": "string"},
 }
-
-BATCH = strict_object(
-    {
-        "batch": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_BATCH_EVENTS,
-            "items": ref("Event"),
-        }
-    },
-    required=("batch",),
-)
-BROWSER_EVENT = {"allOf": [ref("Event"), {"required": ["service_id"]}]}
-BROWSER_BATCH = strict_object(
-    {
-        "batch": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_BATCH_EVENTS,
-            "items": ref("BrowserEvent"),
-        }
-    },
-    required=("batch",),
-)
-ACCEPTED = strict_object({"accepted": {"type": "integer", "minimum": 1}}, required=("accepted",))
 
 ALLOW_ORIGIN = {
     "description": "The request's Origin.",
@@ -303,26 +280,29 @@ PATHS: dict[str, Schema] = {
     },
 }
 
-SCHEMAS: dict[str, Schema] = {
-    "Batch": BATCH,
-    "BrowserEvent": BROWSER_EVENT,
-    "BrowserBatch": BROWSER_BATCH,
-    "Accepted": ACCEPTED,
-    "Readiness": strict_object(
-        {
-            "status": {"enum": ["ready", "unavailable"]},
-            "kafka": {"enum": ["ok", "unreachable", "replacing producer"]},
-            "reason": {"type": "string"},
+
+def schemas() -> dict[str, Schema]:
+    """The collector's bodies from its types; a browser's events must name their service."""
+    generated = model_schemas(Batch, Accepted, Readiness)
+    browser_batch = generated["Batch"]["properties"]["batch"]
+    return {
+        **generated,
+        "BrowserEvent": {
+            "allOf": [ref("Event"), {"required": ["service_id"], "properties": {"service_id": ID}}]
         },
-        required=("status", "kafka"),
-    ),
-}
+        "BrowserBatch": {
+            **generated["Batch"],
+            "title": "BrowserBatch",
+            "properties": {"batch": {**browser_batch, "items": ref("BrowserEvent")}},
+        },
+    }
+
 
 COLLECTOR_OPENAPI = document(
     "Usage collector",
     "Takes usage events from tracking pixels, browsers (usage.js) and product back ends "
     "and answers 2xx only once Kafka has acknowledged them.",
     PATHS,
-    SCHEMAS,
+    schemas(),
     security_schemes=("serverKey",),
 )

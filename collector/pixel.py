@@ -6,6 +6,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -14,7 +15,10 @@ from collector.intake import limit_errors
 from collector.metrics import EVENTS, child
 from collector.producer import Unavailable
 from collector.server_events import MAX_BODY_BYTES
-from common.events import FieldError, InvalidEvent, validate_event
+from common.contract import Event
+from common.event_rules import texts_clean, usage_event
+from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
+from common.services import Service
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 RETRY_AFTER_S = "5"
@@ -64,6 +68,22 @@ def pixel_event(params: Mapping[str, str]) -> dict[str, Any]:
     return event
 
 
+def hit_event(
+    params: Mapping[str, str], services: Mapping[str, Service], received_ms: int
+) -> UsageEvent:
+    """Convert a hit into the contract's Event and check it; InvalidEvent names the first error."""
+    raw = pixel_event(params)
+    try:
+        typed = msgspec.convert(raw, Event)
+    except msgspec.ValidationError:
+        typed = None
+    if typed is not None and texts_clean([*params.keys(), *params.values()]):
+        event = usage_event(typed, services, received_ms)
+        if event is not None:
+            return event
+    return validate_event(raw, services, received_ms)
+
+
 def pixel_error(error: FieldError) -> str:
     """Describe an invalid hit in a fixed string that never echoes the input."""
     parameter = PARAMETER_OF_FIELD.get(error.field)
@@ -101,7 +121,7 @@ async def pixel(request: web.Request) -> web.Response:
         if retry_after_s:
             return gif(429, "too many requests for this service", str(retry_after_s))
     try:
-        event = validate_event(pixel_event(params), services, received_ms)
+        event = hit_event(params, services, received_ms)
     except InvalidEvent as invalid:
         child(EVENTS, "pixel", "rejected").inc()
         return gif(400, pixel_error(invalid.errors[0]))

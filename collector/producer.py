@@ -14,6 +14,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -105,7 +106,7 @@ class EventProducer:
             await asyncio.wait(self._discarding)
 
     @property
-    def kafka_state(self) -> str:
+    def kafka_state(self) -> Literal["ok", "unreachable", "replacing producer"]:
         """For /readyz: ok, unreachable, or replacing producer."""
         if not self.unready_reason:
             return "ok"

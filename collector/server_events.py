@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from collector.bodies import decode_events, service_ids_in, validate_batch
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
 from collector.intake import limit_errors
 from collector.metrics import ENDPOINTS, EVENTS, child
+from collector.models import Accepted
 from collector.producer import Unavailable
-from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
+from common.contract import FieldErrors, FieldProblem
+from common.events import FieldError
 from common.http import bearer_key, json_error, json_response, service_of_key
-from common.services import Service
 
 MAX_BODY_BYTES = 1024 * 1024
-MAX_BATCH_EVENTS = 1000
 RETRY_AFTER_S = "5"
 
 
@@ -31,38 +31,7 @@ async def read_events(request: web.Request) -> list[Any] | web.Response:
         return json_error(400, "body cannot be decoded")
     if len(body) > MAX_BODY_BYTES:
         return json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json_error(400, "body is not valid JSON")
-    if isinstance(document, dict) and "batch" in document:
-        batch = document["batch"]
-        if not isinstance(batch, list):
-            return json_error(400, "batch must be a list of event objects")
-        if len(document) > 1:
-            return json_error(400, "a batch body has only the field batch")
-    else:
-        batch = [document]
-    if not batch:
-        return json_error(400, "batch must hold at least one event")
-    if len(batch) > MAX_BATCH_EVENTS:
-        return json_error(413, f"a request holds at most {MAX_BATCH_EVENTS} events")
-    return batch
-
-
-def validate_batch(
-    batch: list[Any], services: dict[str, Service], default_service_id: str | None,
-    received_ms: int,
-) -> tuple[list[UsageEvent], list[tuple[int, FieldError]]]:  # fmt: skip
-    """Validate every event; the request is atomic, so any error refuses all of them."""
-    events: list[UsageEvent] = []
-    errors: list[tuple[int, FieldError]] = []
-    for index, raw in enumerate(batch):
-        try:
-            events.append(validate_event(raw, services, received_ms, default_service_id))
-        except InvalidEvent as invalid:
-            errors.extend((index, error) for error in invalid.errors)
-    return events, errors
+    return decode_events(body)
 
 
 async def rate_limited(
@@ -81,26 +50,9 @@ async def rate_limited(
     return None
 
 
-def service_ids_in(batch: list[Any], services: dict[str, Service]) -> set[str]:
-    """The known services a batch names (unknown ones are refused by validation)."""
-    return {
-        event["service_id"]
-        for event in batch
-        if isinstance(event, dict) and isinstance(event.get("service_id"), str)
-        and event["service_id"] in services
-    }  # fmt: skip
-
-
 def errors_response(errors: list[tuple[int, FieldError]]) -> web.Response:
-    return json_response(
-        {
-            "errors": [
-                {"index": index, "field": error.field, "message": error.message}
-                for index, error in errors
-            ]
-        },
-        status=400,
-    )
+    problems = [FieldProblem(index, error.field, error.message) for index, error in errors]
+    return json_response(FieldErrors(problems), status=400)
 
 
 async def accept_events(
@@ -125,7 +77,7 @@ async def accept_events(
             503, "events cannot be stored right now; retry later", {"Retry-After": RETRY_AFTER_S}
         )
     child(EVENTS, endpoint, "accepted").inc(len(events))
-    return json_response({"accepted": len(events)}, status=202)
+    return json_response(Accepted(len(events)), status=202)
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -139,7 +91,8 @@ async def post_events(request: web.Request) -> web.Response:
     batch = await read_events(request)
     if isinstance(batch, web.Response):
         return batch
-    foreign = sorted(service_ids_in(batch, request.app[SERVICES]) - {service.id})
+    services = request.app[SERVICES]
+    foreign = sorted(service_ids_in(batch, services) - {service.id})
     if foreign:
         return json_error(403, f"this key cannot send events for service {foreign[0]}")
     return await rate_limited(request, [service.id], "server") or await accept_events(

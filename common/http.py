@@ -9,20 +9,25 @@ import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
+import msgspec
 from aiohttp import web
 
+from common.contract import Error
 from common.services import Service
 
 log = logging.getLogger(__name__)
 
 
+JSON_ENCODER = msgspec.json.Encoder()
+
+
 def json_response(
     data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    """Answer data (a typed model, or plain dicts and lists) as JSON."""
     return web.Response(
         status=status,
-        body=orjson.dumps(data),
+        body=JSON_ENCODER.encode(data),
         content_type="application/json",
         headers=headers,
     )
@@ -30,7 +35,7 @@ def json_response(
 
 def json_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
     """Answer {"error": message} with status."""
-    return json_response({"error": message}, status, headers)
+    return json_response(Error(message), status, headers)
 
 
 def bearer_key(request: web.Request) -> str:

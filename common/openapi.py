@@ -1,7 +1,9 @@
 """What the collector's and the query API's OpenAPI documents share, and the handler serving one.
 
-The documents are plain data built from the same constants the handlers validate with, so
-a limit changed in code changes the contract with it.
+Body schemas are generated from the typed models the handlers decode and answer with
+(msgspec.json.schema_components), so a body changed in code changes the contract with it;
+what is written here by hand is what types cannot say: paths, parameters, security schemes,
+headers and descriptions.
 """
 
 from __future__ import annotations
@@ -9,133 +11,40 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
-from common.events import (
-    MAX_ATTRIBUTE_NAME_CHARS,
-    MAX_ATTRIBUTE_VALUE_CHARS,
-    MAX_ATTRIBUTES,
-    MAX_COUNT,
-    MAX_EVENT_ID_CHARS,
-    MAX_ID_CHARS,
-    MAX_NAME_CHARS,
-)
+from common.contract import Error, Event, FieldErrors, Health
 
 Schema = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.0"
 CONTRACT_VERSION = "1"
-# The characters common.events.CONTROL_CHARACTERS refuses, as an ECMA-262 pattern.
-NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+REF_TEMPLATE = "#/components/schemas/{name}"
 
 
 def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(name=name)}
 
 
-def text(max_chars: int, description: str = "") -> Schema:
-    """An id or name as common.events.text_problem accepts it."""
-    schema: Schema = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": max_chars,
-        "pattern": NO_CONTROL_CHARACTERS,
-    }
-    if description:
-        schema["description"] = description
-    return schema
+def model_schemas(*models: Any) -> dict[str, Schema]:
+    """The schemas of these types and of every type they hold, generated from the types."""
+    _, components = msgspec.json.schema_components(models, ref_template=REF_TEMPLATE)
+    return components
 
 
-def nullable(schema: Schema) -> Schema:
-    return {**schema, "type": [schema["type"], "null"]}
+def schema_of(annotation: Any) -> Schema:
+    """The schema of a field type (an id, a name), for a parameter."""
+    return msgspec.json.schema(annotation)
 
 
-def strict_object(properties: Mapping[str, Schema], required: tuple[str, ...] = ()) -> Schema:
-    """An object with exactly these properties, the required ones always present."""
-    schema: Schema = {"type": "object", "properties": dict(properties)}
-    if required:
-        schema["required"] = list(required)
-    schema["additionalProperties"] = False
-    return schema
+def shared_schemas() -> dict[str, Schema]:
+    """The event and the answers both apps give, with what the types cannot say."""
+    schemas = model_schemas(Event, Error, FieldErrors, Health)
+    schemas["Event"]["dependentRequired"] = {"activity": ["module"], "module": ["activity"]}
+    return schemas
 
-
-def attributes(description: str) -> Schema:
-    return {
-        "type": "object",
-        "description": description,
-        "maxProperties": MAX_ATTRIBUTES,
-        "propertyNames": text(MAX_ATTRIBUTE_NAME_CHARS),
-        "additionalProperties": {
-            "type": ["string", "number", "boolean"],
-            "maxLength": MAX_ATTRIBUTE_VALUE_CHARS,
-        },
-    }
-
-
-EVENT = {
-    **strict_object(
-        {
-            "service_id": text(
-                MAX_ID_CHARS, "The service; with a server key, defaults to its own."
-            ),
-            "account_id": text(MAX_ID_CHARS),
-            "user_id": text(MAX_ID_CHARS, "Absent for account-level usage."),
-            "module": text(MAX_NAME_CHARS, "Given together with activity."),
-            "activity": text(
-                MAX_NAME_CHARS, "Without activity (and module) the event only updates the account."
-            ),
-            "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": 1},
-            "timestamp": {
-                "type": "string",
-                "format": "date-time",
-                "description": "ISO 8601 with a UTC offset, at most 7 days old or 10 minutes "
-                "ahead; defaults to the time the collector received the event.",
-            },
-            "event_id": text(
-                MAX_EVENT_ID_CHARS, "Events of a service with the same id count once."
-            ),
-            "account_name": text(MAX_ID_CHARS),
-            "parent_id": text(MAX_ID_CHARS),
-            "account_type": text(MAX_ID_CHARS),
-            "product_id": text(MAX_ID_CHARS),
-            "account_attributes": attributes(
-                f"At most {MAX_ATTRIBUTES} attributes with user_attributes together."
-            ),
-            "user_attributes": attributes("Attributes of user_id."),
-        },
-        required=("account_id",),
-    ),
-    "description": "One usage event. A new module or activity beyond the service's limit "
-    "is refused (400); names the service already has still pass.",
-    "dependentRequired": {"activity": ["module"], "module": ["activity"]},
-}
-
-ERROR = strict_object({"error": {"type": "string"}}, required=("error",))
-FIELD_ERRORS = strict_object(
-    {
-        "errors": {
-            "type": "array",
-            "minItems": 1,
-            "items": strict_object(
-                {
-                    "index": {"type": "integer", "minimum": 0},
-                    "field": {"type": "string"},
-                    "message": {"type": "string"},
-                },
-                required=("index", "field", "message"),
-            ),
-        }
-    },
-    required=("errors",),
-)
-HEALTH = strict_object({"status": {"const": "ok"}}, required=("status",))
-SHARED_SCHEMAS: dict[str, Schema] = {
-    "Event": EVENT,
-    "Error": ERROR,
-    "FieldErrors": FIELD_ERRORS,
-    "Health": HEALTH,
-}
 
 SECURITY_SCHEMES: dict[str, Schema] = {
     "serverKey": {
@@ -234,7 +143,7 @@ def document(
     security_schemes: tuple[str, ...] = (),
 ) -> Schema:
     """Assemble an OpenAPI document from the app's own paths and schemas and the shared ones."""
-    components: Schema = {"schemas": {**SHARED_SCHEMAS, **schemas}}
+    components: Schema = {"schemas": {**shared_schemas(), **schemas}}
     if security_schemes:
         components["securitySchemes"] = {name: SECURITY_SCHEMES[name] for name in security_schemes}
     return {

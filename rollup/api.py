@@ -10,18 +10,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
+from msgspec import UnsetType
 from redis.asyncio import Redis
 
+from common.contract import MAX_ATTRIBUTES, MAX_ID_CHARS, Health
 from common.days import local_day, parse_day
-from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, FieldError, parse_attributes, text_problem
+from common.event_rules import attributes_fit, texts_clean
+from common.events import FieldError, parse_attributes, text_problem
 from common.http import bearer_key, json_error, json_response, key_matches, service_of_key
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.openapi import openapi_handler
 from common.services import Service
 from common.settings import Settings
+from rollup import models
 from rollup.flusher import Flusher
 from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
 from rollup.live import LiveBuckets
@@ -42,7 +47,7 @@ READER = web.AppKey("reader", UsageReader)
 MONITOR = web.AppKey("monitor", LagMonitor)
 
 SAMPLER_STOP_S = 10.0
-ACCOUNT_BODY_FIELDS = {"parent_id", "name", "account_type", "product_id", "attributes"}
+ACCOUNT_BODY_FIELDS = set(models.AccountUpdate.__struct_fields__)
 
 
 class ApiError(Exception):
@@ -77,6 +82,11 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         response = json_error(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
     response.headers.update(CORS_HEADERS)
     return response
+
+
+def answer(body: object, model: type[msgspec.Struct], status: int = 200) -> web.Response:
+    """Answer body as the model the document shows: a body that does not fit it is a bug."""
+    return json_response(msgspec.convert(body, model), status)
 
 
 def authorized_service(request: web.Request, kind: str = "read") -> Service:
@@ -161,7 +171,7 @@ async def account_usage(request: web.Request) -> web.Response:
     rows = await reader.usage(service.id, account_id, first_day, last_day, columns, rollup)
     if not rows and not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
-    return json_response({"rows": rows})
+    return answer({"rows": rows}, models.Usage)
 
 
 async def user_usage(request: web.Request) -> web.Response:
@@ -176,7 +186,7 @@ async def user_usage(request: web.Request) -> web.Response:
     columns = by_columns(request)
     reader = request.app[READER]
     rows = await reader.rows(service.id, [account_id], first_day, last_day, user_id)
-    return json_response({"rows": group_rows(rows, columns)})
+    return answer({"rows": group_rows(rows, columns)}, models.Usage)
 
 
 async def account_detail(request: web.Request) -> web.Response:
@@ -186,37 +196,50 @@ async def account_detail(request: web.Request) -> web.Response:
     detail = await request.app[READER].detail(service.id, account_id)
     if detail is None:
         raise ApiError(404, f"unknown account {account_id}")
-    return json_response(detail)
+    return answer(detail, models.Account)
 
 
 def account_update(service: Service, account_id: str, body: object, day: date) -> AccountUpdate:
-    """Validate a PUT body into an update; only the fields sent are changed."""
+    """Decode a PUT body into an update; only the fields sent are changed."""
     checked_id("account id", account_id)
+    try:
+        change = msgspec.convert(body, models.AccountUpdate)
+    except msgspec.ValidationError:
+        raise ApiError(400, account_update_problem(body)) from None
+    attributes = {} if isinstance(change.attributes, UnsetType) else change.attributes
+    fields = {
+        name: value
+        for name in ("parent_id", "name", "account_type", "product_id")
+        if not isinstance(value := getattr(change, name), UnsetType)
+    }
+    texts = [
+        *attributes,
+        *(v for v in [*fields.values(), *attributes.values()] if isinstance(v, str)),
+    ]
+    if not attributes_fit(attributes) or not texts_clean(texts):
+        raise ApiError(400, account_update_problem(body))
+    return AccountUpdate(service.id, account_id, day, fields, attributes)
+
+
+def account_update_problem(body: object) -> str:
+    """Say what is wrong with a PUT body the types refused, as the API always has."""
     if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object")
+        return "body must be a JSON object"
     unknown = sorted(set(body) - ACCOUNT_BODY_FIELDS)
     if unknown:
-        raise ApiError(400, f"{unknown[0]} is not a known field")
-    fields: dict[str, Any] = {}
+        return f"{unknown[0]} is not a known field"
     for name in ("parent_id", "name", "account_type", "product_id"):
-        if name not in body:
-            continue
-        value = body[name]
-        if value is None and name == "parent_id":
-            fields[name] = None  # a root from now on
-            continue
-        problem = text_problem(value, MAX_ID_CHARS)
-        if problem:
-            raise ApiError(400, f"{name} {problem}")
-        fields[name] = value
+        value = body.get(name)
+        if name in body and not (value is None and name == "parent_id"):
+            problem = text_problem(value, MAX_ID_CHARS)
+            if problem:
+                return f"{name} {problem}"
     attributes = body.get("attributes", {})
     if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
-        raise ApiError(400, f"attributes must be an object of at most {MAX_ATTRIBUTES} entries")
+        return f"attributes must be an object of at most {MAX_ATTRIBUTES} entries"
     errors: list[FieldError] = []
-    attributes = parse_attributes(attributes, "attributes", errors)
-    if errors:
-        raise ApiError(400, errors[0].message)
-    return AccountUpdate(service.id, account_id, day, fields, attributes)
+    parse_attributes(attributes, "attributes", errors)
+    return errors[0].message if errors else "body is not a valid account update"
 
 
 async def put_account(request: web.Request) -> web.Response:
@@ -235,7 +258,7 @@ async def put_account(request: web.Request) -> web.Response:
         parent = update.fields.get("parent_id")
         raise ApiError(409, f"parent {parent} would make a cycle: it is {account_id} or below it")
     detail = await request.app[READER].detail(service.id, account_id)
-    return json_response(detail)
+    return answer(detail, models.Account)
 
 
 async def account_summary(request: web.Request) -> web.Response:
@@ -245,7 +268,8 @@ async def account_summary(request: web.Request) -> web.Response:
     reader = request.app[READER]
     if not await reader.known(service.id, account_id):
         raise ApiError(404, f"unknown account {account_id}")
-    return json_response(await reader.summary(service.id, account_id, today_of(request, service)))
+    summary = await reader.summary(service.id, account_id, today_of(request, service))
+    return answer(summary, models.Summary)
 
 
 async def inactive_users(request: web.Request) -> web.Response:
@@ -270,7 +294,7 @@ async def inactive_users(request: web.Request) -> web.Response:
         service.id, module, request.query.get("activity"), days, today_of(request, service),
         account_id,
     )  # fmt: skip
-    return json_response({"users": users})
+    return answer({"users": users}, models.InactiveUsers)
 
 
 async def flush_status(request: web.Request) -> web.Response:
@@ -278,11 +302,12 @@ async def flush_status(request: web.Request) -> web.Response:
     service = authorized_service(request)
     flusher = request.app[FLUSHER]
     progress = await flusher.live.progress()
-    return json_response(await flusher.service_status(service, progress, flusher.clock.now_ms()))
+    status = await flusher.service_status(service, progress, flusher.clock.now_ms())
+    return answer(status, models.FlushStatus)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return json_response(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -300,16 +325,14 @@ async def readyz(request: web.Request) -> web.Response:
     for component in ("collector", "aggregator", "flusher"):
         checks[component] = "ok" if monitor.components.get(component) else "down"
     down = sorted(name for name, state in checks.items() if state != "ok")
-    return json_response(
-        {"status": "ready" if not down else "unavailable", "checks": checks, "down": down},
-        status=200 if not down else 503,
-    )
+    readiness = {"status": "ready" if not down else "unavailable", "checks": checks, "down": down}
+    return answer(readiness, models.Readiness, status=200 if not down else 503)
 
 
 async def ops_lag(request: web.Request) -> web.Response:
     """GET /v1/ops/lag: per-partition lag and status, totals, history, rejects, flushes."""
     authorize_operator(request)
-    return json_response(await request.app[MONITOR].report())
+    return answer(await request.app[MONITOR].report(), models.LagReport)
 
 
 async def ops_page(request: web.Request) -> web.Response:

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS
+from common.contract import RequiredId
 from common.openapi import (
     Schema,
     document,
     error_answer,
     json_answer,
     json_content,
-    nullable,
+    model_schemas,
     operation,
     query_parameter,
     ref,
-    strict_object,
-    text,
+    schema_of,
     text_answer,
 )
-from rollup.lag import STATUSES
 from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
+from rollup.models import (
+    Account,
+    AccountUpdate,
+    FlushStatus,
+    InactiveUsers,
+    LagReport,
+    Readiness,
+    Summary,
+    Usage,
+)
 from rollup.usage import BY_COLUMNS
 
 DAY = {"type": "string", "format": "date"}
 STRING = {"type": "string"}
-COUNT = {"type": "integer", "minimum": 0}
 READ_KEY: list[Schema] = [{"readKey": []}]
 SERVER_KEY: list[Schema] = [{"serverKey": []}]
 OPERATOR_KEY: list[Schema] = [{"operatorKey": []}]
@@ -39,7 +46,7 @@ def path_parameter(name: str, description: str, schema: Schema = STRING) -> Sche
     }
 
 
-ID = text(MAX_ID_CHARS)
+ID = schema_of(RequiredId)
 SERVICE = path_parameter("sid", "Service id.")
 ACCOUNT = path_parameter("aid", "Account id.", ID)
 USER = path_parameter("uid", "User id.", ID)
@@ -65,245 +72,6 @@ def read_answers(success: Schema, not_found: str, bad_request: str = "") -> dict
         answers["400"] = error_answer(bad_request)
     return answers
 
-
-USAGE_ROW = strict_object(
-    {"day": DAY, "module": STRING, "activity": STRING, "user_id": STRING, "count": COUNT},
-    required=("count",),
-)
-USAGE = strict_object({"rows": {"type": "array", "items": ref("UsageRow")}}, required=("rows",))
-ACCOUNT_DETAIL = strict_object(
-    {
-        "service_id": STRING,
-        "account_id": STRING,
-        "name": nullable(STRING),
-        "account_type": nullable(STRING),
-        "product_id": nullable(STRING),
-        "attributes": {"type": "object", "description": "The latest value of each attribute."},
-        "parent_id": nullable(STRING),
-        "ancestors": {"type": "array", "items": STRING, "description": "Root first."},
-        "children": {"type": "array", "items": STRING},
-    },
-    required=(
-        "service_id",
-        "account_id",
-        "name",
-        "account_type",
-        "product_id",
-        "attributes",
-        "parent_id",
-        "ancestors",
-        "children",
-    ),
-)
-ACCOUNT_UPDATE = {
-    **strict_object(
-        {
-            "parent_id": {
-                **nullable(text(MAX_ID_CHARS)),
-                "description": "`null` makes the account a root.",
-            },
-            "name": text(MAX_ID_CHARS),
-            "account_type": text(MAX_ID_CHARS),
-            "product_id": text(MAX_ID_CHARS),
-            "attributes": {"type": "object", "maxProperties": MAX_ATTRIBUTES},
-        }
-    ),
-    "description": "Only the fields sent change.",
-}
-
-
-def top(*names: str) -> Schema:
-    return {
-        "type": "array",
-        "maxItems": 5,
-        "items": strict_object(
-            {**{name: STRING for name in names}, "count": COUNT}, required=(*names, "count")
-        ),
-    }
-
-
-WINDOWS = ("today", "yesterday", "last_3_days", "last_7_days", "last_14_days", "last_30_days")
-SUMMARY = strict_object(
-    {
-        "account_id": STRING,
-        "today": DAY,
-        "counts": strict_object({name: COUNT for name in WINDOWS}, required=WINDOWS),
-        "active_users_14_days": COUNT,
-        "top_users": top("user_id"),
-        "top_modules": top("module"),
-        "top_activities": top("module", "activity"),
-        "license_utilization": {
-            "oneOf": [
-                {"type": "null"},
-                strict_object(
-                    {
-                        "licenses": {"type": "number"},
-                        "active_users_14_days": COUNT,
-                        "ratio": {"type": "number"},
-                    },
-                    required=("licenses", "active_users_14_days", "ratio"),
-                ),
-            ],
-            "description": "Present when the account has a numeric `Licenses` attribute.",
-        },
-    },
-    required=(
-        "account_id",
-        "today",
-        "counts",
-        "active_users_14_days",
-        "top_users",
-        "top_modules",
-        "top_activities",
-        "license_utilization",
-    ),
-)
-INACTIVE_USERS = strict_object(
-    {
-        "users": {
-            "type": "array",
-            "items": strict_object(
-                {
-                    "user_id": STRING,
-                    "account_id": STRING,
-                    "last_active": DAY,
-                    "last_used": nullable(DAY),
-                },
-                required=("user_id", "account_id", "last_active", "last_used"),
-            ),
-        }
-    },
-    required=("users",),
-)
-FLUSH_STATUS = strict_object(
-    {
-        "service_id": STRING,
-        "timezone": STRING,
-        "today": DAY,
-        "last_flushed_day": nullable(DAY),
-        "days_waiting": {
-            "type": "array",
-            "items": strict_object(
-                {
-                    "day": DAY,
-                    "reason": STRING,
-                    "partitions_behind": {"type": "array", "items": {"type": "integer"}},
-                },
-                required=("day", "reason", "partitions_behind"),
-            ),
-        },
-    },
-    required=("service_id", "timezone", "today", "last_flushed_day", "days_waiting"),
-)
-STATUS = {"enum": list(STATUSES)}
-NUMBER = {"type": "number"}
-NUMBERS = {"type": "array", "items": NUMBER}
-PARTITION_LAG = strict_object(
-    {
-        "partition": {"type": "integer"},
-        "log_end_offset": {"type": "integer"},
-        "applied_offset": {"type": "integer", "description": "-1 when none."},
-        "committed_offset": nullable({"type": "integer"}),
-        "lag_messages": COUNT,
-        "lag_seconds": NUMBER,
-        "owner": nullable(STRING),
-        "last_applied_move": nullable({"type": "string", "format": "date-time"}),
-        "status": STATUS,
-        "reason": STRING,
-    },
-    required=(
-        "partition",
-        "log_end_offset",
-        "applied_offset",
-        "committed_offset",
-        "lag_messages",
-        "lag_seconds",
-        "owner",
-        "last_applied_move",
-        "status",
-        "reason",
-    ),
-)
-LAG_REPORT = strict_object(
-    {
-        "at": {"type": "string", "format": "date-time"},
-        "group": STRING,
-        "topic": STRING,
-        "kafka": {"enum": ["ok", "unreachable"]},
-        "components": {
-            "type": "object",
-            "additionalProperties": COUNT,
-            "description": "Live processes of each kind (collector, aggregator, flusher).",
-        },
-        "partitions": {"type": "array", "items": ref("PartitionLag")},
-        "totals": strict_object(
-            {
-                "lag_messages": COUNT,
-                "max_lag_seconds": NUMBER,
-                "status": STATUS,
-                "events_in_per_s": NUMBER,
-                "events_out_per_s": NUMBER,
-            },
-            required=(
-                "lag_messages",
-                "max_lag_seconds",
-                "status",
-                "events_in_per_s",
-                "events_out_per_s",
-            ),
-        ),
-        "rejects": {
-            "type": "object",
-            "additionalProperties": COUNT,
-            "description": "Rejects by reason since the counters began.",
-        },
-        "history": strict_object(
-            {
-                "at": NUMBERS,
-                "lag_messages": NUMBERS,
-                "lag_seconds": NUMBERS,
-                "in_per_s": NUMBERS,
-                "out_per_s": NUMBERS,
-                "rejects_per_s": {"type": "object", "additionalProperties": NUMBERS},
-            },
-            required=(
-                "at",
-                "lag_messages",
-                "lag_seconds",
-                "in_per_s",
-                "out_per_s",
-                "rejects_per_s",
-            ),
-        ),
-        "services": {"type": "array", "items": ref("FlushStatus")},
-    },
-    required=(
-        "at",
-        "group",
-        "topic",
-        "kafka",
-        "components",
-        "partitions",
-        "totals",
-        "rejects",
-        "history",
-        "services",
-    ),
-)
-READINESS = strict_object(
-    {
-        "status": {"enum": ["ready", "unavailable"]},
-        "checks": strict_object(
-            {
-                name: {"enum": ["ok", "down"]}
-                for name in ("kafka", "redis", "sql", "collector", "aggregator", "flusher")
-            },
-            required=("kafka", "redis", "sql", "collector", "aggregator", "flusher"),
-        ),
-        "down": {"type": "array", "items": STRING},
-    },
-    required=("status", "checks", "down"),
-)
 
 SERVICE_PATH = "/v1/services/{sid}"
 PATHS: dict[str, Schema] = {
@@ -479,18 +247,9 @@ PATHS: dict[str, Schema] = {
     },
 }
 
-SCHEMAS: dict[str, Schema] = {
-    "UsageRow": USAGE_ROW,
-    "Usage": USAGE,
-    "Account": ACCOUNT_DETAIL,
-    "AccountUpdate": ACCOUNT_UPDATE,
-    "Summary": SUMMARY,
-    "InactiveUsers": INACTIVE_USERS,
-    "FlushStatus": FLUSH_STATUS,
-    "PartitionLag": PARTITION_LAG,
-    "LagReport": LAG_REPORT,
-    "Readiness": READINESS,
-}
+SCHEMAS = model_schemas(
+    Usage, Account, AccountUpdate, Summary, InactiveUsers, FlushStatus, LagReport, Readiness
+)
 
 API_OPENAPI = document(
     "Usage query API",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from aiohttp import web
@@ -16,6 +16,8 @@ from common.services import Service, load_services
 from common.settings import Settings
 from rollup.api import ACCOUNT_BODY_FIELDS
 from rollup.api import build_app as build_api
+from rollup.lag import STATUSES
+from rollup.models import Status
 from rollup.openapi import API_OPENAPI
 from tests.support import SERVICES_TOML
 
@@ -73,3 +75,7 @@ def test_document_is_valid_openapi(spec: dict[str, Any]) -> None:
 def test_account_update_schema_lists_the_fields_the_api_reads() -> None:
     schema = API_OPENAPI["components"]["schemas"]["AccountUpdate"]
     assert set(schema["properties"]) == ACCOUNT_BODY_FIELDS
+
+
+def test_lag_statuses_in_the_document_are_the_lag_model_s() -> None:
+    assert get_args(Status) == STATUSES
