@@ -12,6 +12,7 @@ import asyncio
 import os
 import statistics
 from dataclasses import asdict, dataclass, replace
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class PeerRun:
     cpu_s: float
     events: int
     non_2xx: int
+    timeouts: int
     kafka_messages: int | None = None  # Connect's, counted in its topic after the run
 
     @property
@@ -104,14 +106,13 @@ class BesideConnect:
         for round_index in range(self.rounds):
             # the order flips each round, so that drift on the shared machine favours no one
             servers = SERVERS if round_index % 2 == 0 else SERVERS[::-1]
-            for processes in (1, 2):
-                for scenario in SCENARIOS:
-                    for server in servers:
-                        say(f"beside Redpanda Connect: {server}, {scenario}, {processes} process")
-                        if server == "collector":
-                            runs.append(await self.collector_run(scenario, processes))
-                        else:
-                            runs.append(await self.connect_run(binary, scenario, processes))
+            for processes, scenario, server in product((1, 2), SCENARIOS, servers):
+                plural = "es" if processes > 1 else ""
+                say(f"beside Redpanda Connect: {server}, {scenario}, {processes} process{plural}")
+                if server == "collector":
+                    runs.append(await self.collector_run(scenario, processes))
+                else:
+                    runs.append(await self.connect_run(binary, scenario, processes))
         return {"runs": [{**asdict(r), "events_per_cpu_s": round(r.events_per_cpu_s)}
                          for r in runs], "summary": summary(runs)}  # fmt: skip
 
@@ -132,7 +133,7 @@ class BesideConnect:
         events_per_s = result.rate * answered / result.requests * EVENTS_PER_REQUEST[scenario]
         return PeerRun(
             server, scenario, processes, round(events_per_s), round(result.p99_ms, 1),
-            round(cpu_s, 2), events, result.non_2xx,
+            round(cpu_s, 2), events, result.non_2xx, result.timeouts,
         )  # fmt: skip
 
     async def collector_run(self, scenario: str, processes: int) -> PeerRun:
@@ -177,6 +178,7 @@ def summary(runs: list[PeerRun]) -> dict[str, dict[str, Any]]:
                     "events_per_cpu_s": round(statistics.median(r.events_per_cpu_s for r in mine)),
                     "p99_ms": round(statistics.median(r.p99_ms for r in mine), 1),
                     "non_2xx": sum(r.non_2xx for r in mine),
+                    "timeouts": sum(r.timeouts for r in mine),
                 }
             for figure in ("events_per_s", "events_per_cpu_s"):
                 theirs = cell["connect"][figure]
@@ -202,9 +204,17 @@ def report_rows(peer: dict[str, Any]) -> list[str]:
         mine, theirs = cell["collector"], cell["connect"]
         met = "met" if cell["events_per_cpu_s_ratio"] >= 1 else "not met"
         lines += [
-            f"| {what}: per second (p99) | {mine['events_per_s']} ({mine['p99_ms']} ms) | "
-            f"{theirs['events_per_s']} ({theirs['p99_ms']} ms) | {cell['events_per_s_ratio']} | |",
+            f"| {what}: per second (p99) | {rate_cell(mine)} | {rate_cell(theirs)} | "
+            f"{cell['events_per_s_ratio']} | |",
             f"| {what}: per CPU-second | {mine['events_per_cpu_s']} | "
             f"{theirs['events_per_cpu_s']} | {cell['events_per_cpu_s_ratio']} | ≥ 1, {met} |",
         ]
     return lines
+
+
+def rate_cell(figures: dict[str, Any]) -> str:
+    """Events per second with the p99 latency, and the failures if there were any."""
+    failures = [f"{figures[name]} {label}" for name, label in
+                (("non_2xx", "non-2xx"), ("timeouts", "timed out")) if figures[name]]  # fmt: skip
+    notes = ", ".join([f"{figures['p99_ms']} ms", *failures])
+    return f"{figures['events_per_s']} ({notes})"

@@ -59,12 +59,16 @@ def ensure_wrk() -> str:
 
 @dataclass(frozen=True)
 class WrkRun:
-    """What wrk measured: requests/s, requests answered, the p99 latency, non-2xx answers."""
+    """What wrk measured: requests/s, requests answered, the p99 latency, non-2xx answers.
+
+    Requests unanswered after wrk's timeout (2 s) count in timeouts, not in the latency.
+    """
 
     rate: float
     requests: int
     p99_ms: float
     non_2xx: int
+    timeouts: int = 0
 
 
 LATENCY_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -90,11 +94,13 @@ def parse_wrk(out: str) -> WrkRun:
     if rate is None or requests is None or p99 is None:
         raise RuntimeError(f"wrk printed no figures: {out}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    timeouts = re.search(r"Socket errors: .* timeout (\d+)", out)
     return WrkRun(
         rate=float(rate.group(1)),
         requests=int(requests.group(1)),
         p99_ms=float(p99.group(1)) * LATENCY_UNIT_MS[p99.group(2)],
         non_2xx=int(bad.group(1)) if bad else 0,
+        timeouts=int(timeouts.group(1)) if timeouts else 0,
     )
 
 

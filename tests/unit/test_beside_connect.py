@@ -36,6 +36,11 @@ Transfer/sec:    347.81KB
         ("812.00us", "", WrkRun(2558.41, 7680, 0.812, 0)),
         # wrk pads a latency in seconds with a space
         ("1.20s ", "  Non-2xx or 3xx responses: 17\n", WrkRun(2558.41, 7680, 1200.0, 17)),
+        (
+            "1.99s ",
+            "  Socket errors: connect 0, read 0, write 0, timeout 6\n",
+            WrkRun(2558.41, 7680, 1990.0, 0, 6),
+        ),
     ],
 )
 def test_parse_wrk_reads_rate_requests_p99_and_errors(p99: str, bad: str, expected: WrkRun) -> None:
@@ -78,7 +83,7 @@ def test_cpu_seconds_counts_the_process_its_live_and_its_reaped_children() -> No
 
 def run(server: str, scenario: str, processes: int, rate: int, cpu_s: float) -> PeerRun:
     events = rate * 10
-    return PeerRun(server, scenario, processes, rate, rate / 1000, cpu_s, events, 0)
+    return PeerRun(server, scenario, processes, rate, rate / 1000, cpu_s, events, 0, 0)
 
 
 RUNS = [
@@ -98,8 +103,20 @@ def test_summary_takes_medians_and_ratios_per_cell() -> None:
     cells = summary(RUNS)
     assert list(cells) == ["pixel_1", "pixel_2", "batch_1", "batch_2"]
     assert cells["pixel_1"] == {
-        "collector": {"events_per_s": 7000, "events_per_cpu_s": 7000, "p99_ms": 7.0, "non_2xx": 0},
-        "connect": {"events_per_s": 14000, "events_per_cpu_s": 14000, "p99_ms": 14.0, "non_2xx": 0},
+        "collector": {
+            "events_per_s": 7000,
+            "events_per_cpu_s": 7000,
+            "p99_ms": 7.0,
+            "non_2xx": 0,
+            "timeouts": 0,
+        },
+        "connect": {
+            "events_per_s": 14000,
+            "events_per_cpu_s": 14000,
+            "p99_ms": 14.0,
+            "non_2xx": 0,
+            "timeouts": 0,
+        },
         "events_per_s_ratio": 0.5,
         "events_per_cpu_s_ratio": 0.5,
     }
@@ -108,11 +125,17 @@ def test_summary_takes_medians_and_ratios_per_cell() -> None:
 
 
 def test_report_rows_show_both_servers_and_the_target() -> None:
-    rows = report_rows({"runs": [], "summary": summary(RUNS)})
+    cells = summary(RUNS)
+    cells["batch_1"]["collector"].update(non_2xx=309, timeouts=6)
+    rows = report_rows({"runs": [], "summary": cells})
     assert (
         rows[2] == "| hits, 1 process: per second (p99) | 7000 (7.0 ms) | 14000 (14.0 ms) | 0.5 | |"
     )
     assert rows[3] == "| hits, 1 process: per CPU-second | 7000 | 14000 | 0.5 | ≥ 1, not met |"
+    assert rows[6] == (
+        "| batch events, 1 process: per second (p99) | 50000 (50.0 ms, 309 non-2xx, 6 timed out)"
+        " | 100000 (100.0 ms) | 0.5 | |"
+    )
     assert rows[9] == (
         "| batch events, 2 processes: per CPU-second | 45000 | 100000 | 0.45 | ≥ 1, not met |"
     )
