@@ -59,8 +59,8 @@ def build_connect(go: str, home: Path = STACK_HOME) -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     partial = binary.with_name(f"{binary.name}.{os.getpid()}.partial")
     subprocess.run(
-        [go, "build", "-trimpath", "-o", str(partial), "."], cwd=SOURCE_DIR, check=True,
-        env={**os.environ, "GOFLAGS": "-mod=readonly"},
+        [go, "build", "-trimpath", "-buildvcs=false", "-mod=readonly", "-o", str(partial), "."],
+        cwd=SOURCE_DIR, check=True,
     )  # fmt: skip
     partial.rename(binary)  # atomic: a concurrent run sees the whole binary or none
     return binary
