@@ -1,8 +1,9 @@
 """One command for the benchmarks of PRODUCT.md §9, each figure beside its ceiling.
 
-    python -m load.bench            # full run (about 10 minutes), writes docs/benchmarks.md
+    python -m load.bench            # full run (about 16 minutes), writes docs/benchmarks.md
     python -m load.bench --quick    # seconds per scenario: the smoke run the tests use
     python -m load.bench --only batch --profile /tmp/prof   # one scenario, sampled by py-spy
+    python -m load.bench --only peer        # the collector beside Redpanda Connect (needs Go)
 
 Every scenario runs against real Kafka, Redis and SQL on this machine, in one run, so the
 ratios compare like with like. Each scenario gets its own topic, key prefix and group.
@@ -17,14 +18,12 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -38,19 +37,28 @@ from aggregator.batch import PartitionBatch
 from aggregator.buckets import BucketWriter
 from common.keys import KeyLayout, bucket_field
 from common.topics import ensure_topic
+from load.beside_connect import BesideConnect, report_rows
+from load.harness import (
+    PIXEL_QUERY,
+    SERVER_KEY,
+    SERVICE,
+    Stage,
+    batch_body,
+    end_offsets_total,
+    ensure_wrk,
+    free_port,
+    peak_rss_mb,
+    say,
+    start_collector,
+    wrk,
+)
 from load.traffic import TrafficShape
 from rollup.store import AccountUpdate, Store
 from stack import kafka, postgres
 from stack.processes import wait_for_port
-from stack.redis import unlink_matching
 from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers
 
-SERVICE = "SP-DEMO"
-SERVER_KEY = "demo-server-key-change-me"
 READ_KEY = "demo-read-key-change-me"
-PIXEL_QUERY = (
-    "/pixel.gif?sdr_s=SP-DEMO&sdr_o=acct-1&sdr_u=joe%40acme.com&sdr_m=Invoices&sdr_a=Create"
-)
 
 # Scenarios --only can pick, each with those it needs: the aggregator reads the topic the
 # collector scenarios fill, and the latency scenario loads at half the measured batch rate.
@@ -60,6 +68,7 @@ SCENARIOS = {
     "latency": ["collector", "latency"],
     "sqlite": ["sqlite"],
     "postgresql": ["postgresql"],
+    "peer": ["peer"],
 }
 
 TARGETS = {
@@ -75,131 +84,6 @@ TARGETS = {
 }
 
 
-def say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the process's peak resident memory so far."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
-    return "wrk"
-
-
-def wrk(url: str, seconds: int, script: Path | None = None, env: dict[str, str] | None = None,
-        connections: int = 64) -> tuple[float, int]:  # fmt: skip
-    """Run wrk against url; return (requests/s, responses that were not 2xx/3xx)."""
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        argv += ["-s", str(script)]
-    out = subprocess.run(
-        [*argv, url], capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rate, int(bad.group(1)) if bad else 0
-
-
-@dataclass
-class Stage:
-    """One isolated copy of the processes for a scenario."""
-
-    workdir: Path
-    name: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    database_url: str = ""
-    topic: str = ""
-    profile_dir: Path | None = None
-    profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def topic_name(self) -> str:
-        return self.topic or self.name
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "USAGE_TOPIC": self.topic_name,
-            "REDIS_KEY_PREFIX": self.name,
-            "CONSUMER_GROUP": self.name,
-            "DATABASE_URL": self.database_url or f"sqlite:///{self.workdir / self.name}.db",
-            "SERVICES_FILE": str(PROJECT_ROOT / "load" / "services.toml"),
-            "LOG_LEVEL": "WARNING",
-        }
-
-    def start(self, label: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        with (self.workdir / f"{self.name}-{label}.log").open("ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT,
-                                       env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        self.processes[label] = process
-        self.profile(label, process.pid)
-        return process
-
-    def profile(self, label: str, pid: int) -> None:
-        """Sample pid with py-spy until it exits, as collapsed stacks in the profile dir."""
-        if self.profile_dir is None:
-            return
-        out = self.profile_dir / f"{label}-{self.name}.txt"
-        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-        argv = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
-                "--format", "raw", "--output", str(out)]  # fmt: skip
-        quiet = subprocess.DEVNULL
-        self.profilers.append(subprocess.Popen(argv, stdout=quiet, stderr=quiet))
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes.clear()
-        for profiler in self.profilers:
-            profiler.wait()  # py-spy writes its file once the process it samples is gone
-        self.profilers.clear()
-
-    async def applied_total(self, partitions: int = 12) -> int:
-        redis = Redis.from_url("redis://127.0.0.1:6379/0")
-        keys = KeyLayout(self.name, self.topic_name)
-        try:
-            total = 0
-            for partition in range(partitions):
-                value = await redis.hget(keys.applied(partition), "offset")
-                total += int(value) + 1 if value is not None else 0
-            return total
-        finally:
-            await redis.aclose()
-
-    async def cleanup_redis(self) -> None:
-        redis = Redis.from_url("redis://127.0.0.1:6379/0")
-        try:
-            await unlink_matching(redis, f"{self.name}:*")
-        finally:
-            await redis.aclose()
-
-
 async def events_applied(metrics_port: int) -> int:
     """Read an aggregator's count of events applied from its Prometheus endpoint."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -207,35 +91,6 @@ async def events_applied(metrics_port: int) -> int:
         text = await response.text()
     match = re.search(r"^usage_aggregator_events_applied_total ([\d.e+]+)$", text, re.M)
     return int(float(match.group(1))) if match else 0
-
-
-async def end_offsets_total(topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9092")
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(12)])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
-
-
-async def start_collector(
-    stage: Stage, label: str, *args: str
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a collector of stage and wait until it answers; (process, port)."""
-    port = free_port()
-    process = stage.start(label, "collector", "--port", str(port), *args)
-    wait_for_port("127.0.0.1", port, 60)
-    await asyncio.sleep(2)  # the producer connects to Kafka after the port opens
-    return process, port
-
-
-def batch_body(path: Path, size: int = 100) -> Path:
-    events = list(TrafficShape(accounts=200).events(size))
-    path.write_bytes(orjson.dumps({"batch": events}))
-    return path
 
 
 class Bench:
@@ -277,6 +132,11 @@ class Bench:
             if self.runs(kind):
                 say(f"flush on {kind}")
                 await self.flush_scenario(kind)
+        if self.runs("peer") and self.quick and self.only is None:
+            say("beside Redpanda Connect: left out of a quick run unless --only peer")
+        elif self.runs("peer"):
+            rounds = 1 if self.quick else 2
+            self.results["peer"] = await BesideConnect(self.workdir, self.seconds, rounds).run()
         return self.results
 
     async def collector_scenarios(self) -> str:
@@ -284,29 +144,28 @@ class Bench:
         ceiling = subprocess.Popen([sys.executable, "-m", "load.ceiling", "--port", str(ceiling_port)],
                                    cwd=PROJECT_ROOT)  # fmt: skip
         wait_for_port("127.0.0.1", ceiling_port, 30)
-        ceiling_rate, _ = wrk(f"http://127.0.0.1:{ceiling_port}{PIXEL_QUERY}", self.seconds)
+        ceiling_rate = wrk(f"http://127.0.0.1:{ceiling_port}{PIXEL_QUERY}", self.seconds).rate
         ceiling.terminate()
         ceiling.wait()
         stage = self.stage()
         await ensure_topic("127.0.0.1:9092", stage.name, 12)
         # A fresh collector process per scenario, so that each has a profile of its own.
         collector, port = await start_collector(stage, "collector-pixel")
-        pixel_rate, pixel_bad = wrk(f"http://127.0.0.1:{port}{PIXEL_QUERY}", self.seconds)
+        pixel = wrk(f"http://127.0.0.1:{port}{PIXEL_QUERY}", self.seconds)
+        pixel_rate, pixel_bad = pixel.rate, pixel.non_2xx
         collector_peak = peak_rss_mb(collector.pid)
         stage.stop_all()
         body = batch_body(self.workdir / "batch.json")
         script = PROJECT_ROOT / "load" / "post.lua"
         env = {"BATCH_FILE": str(body), "SERVER_KEY": SERVER_KEY}
         collector, port = await start_collector(stage, "collector-batch")
-        batch_rate, batch_bad = wrk(
-            f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32
-        )
+        batch = wrk(f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32)
+        batch_rate, batch_bad = batch.rate, batch.non_2xx
         collector_peak = max(collector_peak, peak_rss_mb(collector.pid))
         stage.stop_all()
         _, port = await start_collector(stage, "collector2", "--workers", "2")
-        batch_rate_2, batch_bad_2 = wrk(
-            f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32
-        )
+        batch_2 = wrk(f"http://127.0.0.1:{port}/v1/events", self.seconds, script, env, 32)
+        batch_rate_2, batch_bad_2 = batch_2.rate, batch_2.non_2xx
         stage.stop_all()
         self.results["pixel"] = {
             "collector_hits_per_s": round(pixel_rate), "ceiling_hits_per_s": round(ceiling_rate),
@@ -635,6 +494,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| what | figure | target | |", "| --- | --- | --- | --- |",
     ]  # fmt: skip
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in check(results)]
+    if "peer" in results:
+        lines += ["", *report_rows(results["peer"])]
     lines += ["", "Raw figures: `docs/benchmarks.json`."]
     return "\n".join(lines) + "\n"
 
