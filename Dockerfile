@@ -6,6 +6,8 @@ COPY common common
 COPY collector collector
 COPY aggregator aggregator
 COPY rollup rollup
+COPY api api
+COPY importer importer
 COPY stack stack
 RUN pip install --no-cache-dir .
 COPY services.toml ./

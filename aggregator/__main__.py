@@ -1,20 +1,20 @@
-"""python -m aggregator: one consumer in group usage-aggregator; run several to scale out."""
+"""usage-aggregator (or python -m aggregator): Kafka's usage events into live buckets in Redis.
+
+One consumer in the group CONSUMER_GROUP; run several to share the partitions.
+"""
 
 from __future__ import annotations
 
-import sys
-
 from aggregator.consumer import run
+from common.cli import command_parser, settings_or_exit
 from common.runtime import configure_logging, run_main
-from common.settings import Settings, SettingsError
 
 
 def main() -> None:
-    configure_logging("aggregator")
-    try:
-        settings = Settings.from_env()
-    except SettingsError as error:
-        sys.exit(f"aggregator: {error}")
+    """Consume until SIGTERM or SIGINT, then finish the batch in hand and leave the group."""
+    command_parser("usage-aggregator", __doc__ or "").parse_args()
+    settings = settings_or_exit("aggregator")
+    configure_logging("aggregator", settings.log_level)
     run_main(run(settings))
 
 

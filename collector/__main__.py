@@ -1,31 +1,32 @@
-"""python -m collector [--host H] [--port P] [--workers N]"""
+"""usage-collector (or python -m collector): intake over HTTP, events onto Kafka."""
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import signal
 import sys
 
 from collector.main import run
+from common.cli import command_parser, settings_or_exit
 from common.runtime import configure_logging, run_main
 from common.services import load_services
 from common.settings import Settings, SettingsError
 
 
 def serve(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
-    configure_logging("collector")
+    configure_logging("collector", settings.log_level)
     run_main(run(settings, host, port, reuse_port))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m collector", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    """Serve the collector in one process, or in --workers processes sharing the port."""
+    parser = command_parser("usage-collector", __doc__ or "")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     args = parser.parse_args()
+    settings = settings_or_exit("collector")
     try:
-        settings = Settings.from_env()
         load_services(settings.services_file)
     except SettingsError as error:
         sys.exit(f"collector: {error}")

@@ -1,1 +1,1 @@
-"""Code every stage shares: settings, services, the event schema, days and the Redis key layout."""
+"""What every stage shares: settings, command lines, services, events, days and Redis keys."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Coroutine
 from typing import Any
 
 
-def configure_logging(process_name: str) -> None:
-    """Log one line per event worth knowing, tagged with the process name."""
+def configure_logging(process_name: str, level: str) -> None:
+    """Log one line per event worth knowing at level or above, tagged with the process name."""
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=level,
         format=f"%(asctime)s {process_name}[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -1,39 +1,157 @@
-"""Process settings, read from the environment once at start."""
+"""Process settings, read from the environment once at start.
+
+Each setting is written once, as a field with its variable, default and meaning; the
+reading, every command's --help and README's settings table all come from these fields.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from common.clock import Clock
 
 MIN_KEY_CHARS = 16
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+T = TypeVar("T")
+Reader = Callable[[str, str], Any]  # (variable's name, its raw value) -> the setting's value
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
+def _text(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise SettingsError(f"{name} is set but empty")
+    return value
+
+
+def _integer(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(_text(name, raw))
+
+
+def _upper(name: str, raw: str) -> str:
+    return _text(name, raw).upper()
+
+
+def _optional_path(_name: str, raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def _keys(_name: str, raw: str) -> tuple[str, ...]:
+    """Read one key, or two separated by a comma during a rotation."""
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+
+def setting(
+    variable: str, default: T, meaning: str, read: Reader = _text, shown_default: str = ""
+) -> T:
+    """Declare a settings field: the variable it is read from, its default and its meaning."""
+    about = {"variable": variable, "meaning": meaning, "read": read, "shown": shown_default}
+    result: T = field(default=default, metadata=about)
+    return result
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One setting as --help and README show it."""
+
+    variable: str
+    default: str
+    meaning: str
+
+
 @dataclass(frozen=True)
 class Settings:
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    database_url: str = "sqlite:///data/usage.db"
-    services_file: Path = Path("services.toml")
-    usage_topic: str = "usage-events"
-    topic_partitions: int = 12
-    consumer_group: str = "usage-aggregator"
-    redis_key_prefix: str = "usage"
-    produce_timeout_ms: int = 10_000
-    max_pending_events: int = 10_000
-    dedup_window_s: int = 72 * 3600
-    flush_fsync_wait_ms: int = 2500
-    flusher_interval_ms: int = 2000
-    clock_shift_file: Path | None = None
-    metrics_port: int = 0
-    ops_keys: tuple[str, ...] = ()
+    kafka_bootstrap: str = setting("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers")
+    redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for live buckets")
+    database_url: str = setting(
+        "DATABASE_URL", "sqlite:///data/usage.db", "durable store (`postgresql://...` too)"
+    )
+    services_file: Path = setting(
+        "SERVICES_FILE",
+        Path("services.toml"),
+        "the tenants: time zone, keys, origins, limits",
+        _path,
+    )
+    usage_topic: str = setting("USAGE_TOPIC", "usage-events", "the Kafka topic")
+    topic_partitions: int = setting(
+        "USAGE_TOPIC_PARTITIONS", 12, "partitions when the topic is created", _integer
+    )
+    consumer_group: str = setting(
+        "CONSUMER_GROUP", "usage-aggregator", "the aggregators' consumer group"
+    )
+    redis_key_prefix: str = setting("REDIS_KEY_PREFIX", "usage", "first part of every Redis key")
+    produce_timeout_ms: int = setting(
+        "PRODUCE_TIMEOUT_MS",
+        10_000,
+        "how long the collector waits for Kafka's ack before `503`",
+        _integer,
+    )
+    max_pending_events: int = setting(
+        "MAX_PENDING_EVENTS",
+        10_000,
+        "events a collector process holds awaiting Kafka's ack; past it `503` at once "
+        "(at least 1000)",
+        _integer,
+    )
+    dedup_window_s: int = setting(
+        "DEDUP_WINDOW_S",
+        72 * 3600,
+        "how long an `event_id` is remembered (at least 48 h)",
+        _integer,
+    )
+    flusher_interval_ms: int = setting(
+        "FLUSHER_INTERVAL_MS", 2000, "how often the flusher looks for complete days", _integer
+    )
+    flush_fsync_wait_ms: int = setting(
+        "FLUSH_FSYNC_WAIT_MS",
+        2500,
+        "pause between moving a day's buckets aside and committing them, so that the move "
+        "is in Redis's append-only file first",
+        _integer,
+    )
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        0,
+        "port of `/metrics` for the aggregator and the flusher (9101, 9102 under "
+        "`./dev start`); 0: none (the HTTP processes serve it on their own port)",
+        _integer,
+    )
+    ops_keys: tuple[str, ...] = setting(
+        "OPS_KEY",
+        (),
+        "operator key for `/v1/ops/*` and the dashboard; two, comma-separated, during a "
+        "rotation; unset: refused",
+        _keys,
+        shown_default="unset (`demo-ops-key-change-me` under `./dev start`)",
+    )
+    log_level: str = setting(
+        "LOG_LEVEL",
+        "INFO",
+        "least severe log level written: DEBUG, INFO, WARNING or ERROR",
+        _upper,
+    )
+    clock_shift_file: Path | None = setting(
+        "CLOCK_SHIFT_FILE",
+        None,
+        "test hook: a file holding a shift in ms added to every process's clock",
+        _optional_path,
+        shown_default="unset",
+    )
 
     @property
     def watermark_slack_ms(self) -> int:
@@ -52,27 +170,22 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from environment variables, failing loudly with the variable's name."""
         env = os.environ if environ is None else environ
-        defaults = cls()
-        settings = cls(
-            kafka_bootstrap=_text(env, "KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
-            redis_url=_text(env, "REDIS_URL", defaults.redis_url),
-            database_url=_text(env, "DATABASE_URL", defaults.database_url),
-            services_file=Path(_text(env, "SERVICES_FILE", str(defaults.services_file))),
-            usage_topic=_text(env, "USAGE_TOPIC", defaults.usage_topic),
-            topic_partitions=_integer(env, "USAGE_TOPIC_PARTITIONS", defaults.topic_partitions),
-            consumer_group=_text(env, "CONSUMER_GROUP", defaults.consumer_group),
-            redis_key_prefix=_text(env, "REDIS_KEY_PREFIX", defaults.redis_key_prefix),
-            produce_timeout_ms=_integer(env, "PRODUCE_TIMEOUT_MS", defaults.produce_timeout_ms),
-            max_pending_events=_integer(env, "MAX_PENDING_EVENTS", defaults.max_pending_events),
-            dedup_window_s=_integer(env, "DEDUP_WINDOW_S", defaults.dedup_window_s),
-            flush_fsync_wait_ms=_integer(env, "FLUSH_FSYNC_WAIT_MS", defaults.flush_fsync_wait_ms),
-            flusher_interval_ms=_integer(env, "FLUSHER_INTERVAL_MS", defaults.flusher_interval_ms),
-            metrics_port=_integer(env, "METRICS_PORT", defaults.metrics_port),
-            clock_shift_file=Path(env["CLOCK_SHIFT_FILE"]) if env.get("CLOCK_SHIFT_FILE") else None,
-            ops_keys=_keys(env, "OPS_KEY"),
-        )
+        values: dict[str, Any] = {}
+        for each in fields(cls):
+            variable = each.metadata["variable"]
+            if variable in env:
+                values[each.name] = each.metadata["read"](variable, env[variable])
+        settings = cls(**values)
         settings.check()
         return settings
+
+    @classmethod
+    def documented(cls) -> Iterator[SettingDoc]:
+        """Each setting's variable, default (as written in docs) and meaning, in order."""
+        for each in fields(cls):
+            about = each.metadata
+            default = about["shown"] or f"`{_as_written(each.default)}`"
+            yield SettingDoc(about["variable"], default, about["meaning"])
 
     def check(self) -> None:
         """Refuse values that cannot work, naming the setting."""
@@ -108,25 +221,12 @@ class Settings:
             raise SettingsError(f"OPS_KEY: every key must have at least {MIN_KEY_CHARS} characters")
         if self.dedup_window_s < 48 * 3600:
             raise SettingsError("DEDUP_WINDOW_S must be at least 172800 (48 hours)")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(
+                f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
 
 
-def _text(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, default).strip()
-    if not value:
-        raise SettingsError(f"{name} is set but empty")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-
-
-def _keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Read one key, or two separated by a comma during a rotation."""
-    return tuple(key.strip() for key in env.get(name, "").split(",") if key.strip())
+def _as_written(value: object) -> str:
+    """Show a default as one would set it in the environment."""
+    return ",".join(value) if isinstance(value, tuple) else str(value)

@@ -1,4 +1,4 @@
-"""The rollup commands: flush one day now, serve the query API."""
+"""The rollup commands: flush one day now, rebuild flushed days' rollups."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import logging
 from datetime import date
 
 from common.days import day_end_ms
-from common.http import serve_until_signalled
-from common.services import load_services
 from common.settings import Settings, SettingsError
-from rollup.api import build_app
 from rollup.flush import FlushReport, flush_day
 from rollup.flusher import open_flusher
 from rollup.registry import sync_account_updates
 from rollup.rollups import rebuild_rollups
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_TIMEOUT_S = 5.0
 
 
 class NotComplete(RuntimeError):
@@ -65,9 +60,3 @@ async def rebuild(settings: Settings, service_id: str, first_day: date, last_day
     finally:
         await redis.aclose()
         await flusher.store.close()
-
-
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the query API until SIGTERM or SIGINT."""
-    app = build_app(settings, load_services(settings.services_file))
-    await serve_until_signalled(app, "query API", host, port, SHUTDOWN_TIMEOUT_S)

@@ -1,10 +1,10 @@
-"""python -m stack up [--servers-only] | down | status: the whole system on this machine."""
+"""usage-stack (or python -m stack) up|down|status: the whole system on this machine."""
 
 from __future__ import annotations
 
-import argparse
 import os
 
+from common.cli import command_parser
 from common.settings import Settings
 from stack.apps import API_PORT, APPS, COLLECTOR_PORT, DEMO_OPS_KEY, start_apps, stop_apps
 from stack.processes import read_pid
@@ -26,8 +26,12 @@ Stop it with: ./dev stop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("verb", choices=["up", "down", "status"])
+    parser = command_parser("usage-stack", __doc__ or "")
+    parser.add_argument(
+        "verb",
+        choices=["up", "down", "status"],
+        help="up: start what is missing; down: stop it; status: what runs",
+    )
     parser.add_argument("--servers-only", action="store_true", help="Kafka and Redis only")
     args = parser.parse_args()
     if args.verb == "up":

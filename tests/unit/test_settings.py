@@ -35,6 +35,8 @@ def test_defaults_match_the_local_stack() -> None:
         ),
         ({"DEDUP_WINDOW_S": "3600"}, "DEDUP_WINDOW_S must be at least 172800"),
         ({"CONSUMER_GROUP": "  "}, "CONSUMER_GROUP is set but empty"),
+        ({"METRICS_PORT": ""}, "METRICS_PORT must be a whole number, got ''"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'"),
         (
             {"OPS_KEY": "operator-key-0123456789,short"},
             "OPS_KEY: every key must have at least 16 characters",
@@ -54,6 +56,36 @@ def test_shipped_demo_services_file_loads() -> None:
         1000,
         0,
     )
+
+
+def test_every_setting_is_read_from_its_variable() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP": "k1:1,k2:2", "REDIS_URL": "redis://r:1/2", "DATABASE_URL": "postgresql://u@h/d",
+        "SERVICES_FILE": " tenants.toml ", "USAGE_TOPIC": "t", "USAGE_TOPIC_PARTITIONS": "3",
+        "CONSUMER_GROUP": "g", "REDIS_KEY_PREFIX": "p", "PRODUCE_TIMEOUT_MS": "500",
+        "MAX_PENDING_EVENTS": "2000", "DEDUP_WINDOW_S": "172800", "FLUSHER_INTERVAL_MS": "300", "FLUSH_FSYNC_WAIT_MS": "0",
+        "METRICS_PORT": "9101", "OPS_KEY": "operator-key-0123456789", "LOG_LEVEL": "debug",
+        "CLOCK_SHIFT_FILE": "shift.txt",
+    }  # fmt: skip
+    assert Settings.from_env(env) == Settings(
+        kafka_bootstrap="k1:1,k2:2", redis_url="redis://r:1/2", database_url="postgresql://u@h/d",
+        services_file=Path("tenants.toml"), usage_topic="t", topic_partitions=3,
+        consumer_group="g", redis_key_prefix="p", produce_timeout_ms=500,
+        max_pending_events=2000, dedup_window_s=172800, flusher_interval_ms=300, flush_fsync_wait_ms=0,
+        metrics_port=9101, ops_keys=("operator-key-0123456789",), log_level="DEBUG",
+        clock_shift_file=Path("shift.txt"),
+    )  # fmt: skip
+    assert sorted(env) == sorted(doc.variable for doc in Settings.documented())
+
+
+def test_readme_settings_table_is_the_settings_fields() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    header = "| variable | default | meaning |\n| --- | --- | --- |\n"
+    table = readme.split(header)[1].split("\n\n")[0]
+    expected = "\n".join(
+        f"| `{doc.variable}` | {doc.default} | {doc.meaning} |" for doc in Settings.documented()
+    )
+    assert table == expected, "README's settings table should read:\n" + expected
 
 
 def test_operator_keys_rotate_as_a_comma_separated_pair() -> None:

@@ -1,0 +1,1 @@
+"""The query API process: usage, accounts and summaries behind service keys, and the ops view."""
