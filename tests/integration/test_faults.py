@@ -224,6 +224,7 @@ async def test_kafka_broker_stopped_and_restarted(pipeline: Pipeline, tmp_path: 
     assert "Kafka is unreachable" in pipeline.log("collector")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 async def test_flusher_killed_at_each_step_then_rerun(pipeline: Pipeline) -> None:
     await pipeline.start_all()
     ledger = Ledger()
