@@ -8,6 +8,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import aiohttp
@@ -39,14 +40,16 @@ class TrafficShape:
     def events(self, count: int, prefix: str = "") -> Iterator[dict[str, Any]]:
         rng = random.Random(self.seed)
         accounts = [f"{prefix}acct-{i}" for i in range(self.accounts)]
-        account_weights = zipf_weights(self.accounts)
-        user_weights = zipf_weights(self.users_per_account)
+        # Cumulative weights computed once: choices() would add them up again for every
+        # event (thousands of accounts made that most of the time); same draws either way.
+        account_weights = list(accumulate(zipf_weights(self.accounts)))
+        user_weights = list(accumulate(zipf_weights(self.users_per_account)))
         pairs = [(m, a) for m, activities in MODULES.items() for a in activities]
-        pair_weights = zipf_weights(len(pairs), 0.8)
+        pair_weights = list(accumulate(zipf_weights(len(pairs), 0.8)))
         for _ in range(count):
-            account = rng.choices(accounts, account_weights)[0]
-            user_index = rng.choices(range(self.users_per_account), user_weights)[0]
-            module, activity = rng.choices(pairs, pair_weights)[0]
+            account = rng.choices(accounts, cum_weights=account_weights)[0]
+            user_index = rng.choices(range(self.users_per_account), cum_weights=user_weights)[0]
+            module, activity = rng.choices(pairs, cum_weights=pair_weights)[0]
             event: dict[str, Any] = {
                 "account_id": account,
                 "user_id": f"user{user_index}@{account}.example" if user_index else "",

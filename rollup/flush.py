@@ -54,7 +54,7 @@ async def finish_staged(live: LiveBuckets, store: Store, partition: int) -> tupl
     rows_total = events_total = 0
     for flush_id, (service_id, day) in staged.items():
         if flush_id not in committed:
-            chunks = live.staged_rows(partition, flush_id, service_id, day)
+            chunks = live.staged_rows(partition, flush_id)
             flush = Flush(flush_id, service_id, day, partition, datetime.now(UTC))
             totals = await store.commit_flush_chunks(flush, chunks)
             if totals is not None:

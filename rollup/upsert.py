@@ -1,50 +1,92 @@
-"""Add count rows to the durable counts, in each database's own bulk SQL.
+"""Add a flush's counts to the durable counts, in each database's own bulk path.
 
-SQLAlchemy's executemany of an INSERT ... ON CONFLICT builds and binds every row's
-parameters in Python; at a million rows a flush spent most of its SQL time there. Here
-SQLite gets one executemany of plain tuples (looped in C by sqlite3), and PostgreSQL one
-statement per chunk with a column per array, unnested by the server.
+PostgreSQL: the rows are copied (COPY, binary, per chunk) into a temporary table that
+lives for the transaction, then one INSERT ... SELECT ... ON CONFLICT adds them all: the
+server sorts and merges them, and Python encodes no statement parameters at all.
+SQLite: one executemany of plain tuples per chunk (looped in C by sqlite3), in key order so
+that the b-tree is written page after page rather than all over.
+Both run inside the caller's transaction and read the next chunk from Redis while the
+database writes the current one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-if TYPE_CHECKING:
-    from rollup.store import CountRow
+from rollup.schema import CountTuple
 
 KEY = "service_id, day, account_id, user_id, module, activity"
 ADD_ON_CONFLICT = f"ON CONFLICT ({KEY}) DO UPDATE SET count = daily_counts.count + excluded.count"
 SQLITE_UPSERT = (
     f"INSERT INTO daily_counts ({KEY}, count) VALUES (?, ?, ?, ?, ?, ?, ?) {ADD_ON_CONFLICT}"
 )
-POSTGRESQL_UPSERT = (
-    f"INSERT INTO daily_counts ({KEY}, count) SELECT * FROM unnest($1::varchar[], $2::date[], "
-    f"$3::varchar[], $4::varchar[], $5::varchar[], $6::varchar[], $7::bigint[]) {ADD_ON_CONFLICT}"
+STAGING_TABLE = "flush_counts"
+STAGING_COLUMNS = ("account_id", "user_id", "module", "activity", "count")
+CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE {STAGING_TABLE} (account_id varchar, user_id varchar, "
+    "module varchar, activity varchar, count bigint) ON COMMIT DROP"
 )
-ROWS_PER_STATEMENT = 20_000
+POSTGRESQL_MERGE = (
+    f"INSERT INTO daily_counts ({KEY}, count) SELECT $1::varchar, $2::date, "
+    f"{', '.join(STAGING_COLUMNS)} FROM {STAGING_TABLE} "
+    f"ORDER BY account_id, user_id, module, activity {ADD_ON_CONFLICT}"
+)
 
 
-async def upsert_counts(connection: AsyncConnection, rows: Sequence[CountRow]) -> None:
-    """Add rows' counts to daily_counts, inserting the rows not there yet.
+async def add_counts(
+    connection: AsyncConnection,
+    service_id: str,
+    day: date,
+    chunks: AsyncIterator[Sequence[CountTuple]],
+) -> tuple[int, int]:
+    """Add every chunk's counts to (service_id, day) in daily_counts; return (rows, events).
 
     Rows must be distinct by key: one statement cannot update a row twice in PostgreSQL
     (a flush's rows are, being the fields of distinct buckets).
     """
-    postgresql = connection.dialect.name == "postgresql"
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        if postgresql:
-            columns = tuple(list(column) for column in zip(*map(_values, chunk), strict=True))
-            await connection.exec_driver_sql(POSTGRESQL_UPSERT, columns)
-        else:
-            sqlite_rows = [(r.service_id, r.day.isoformat(), *_values(r)[2:]) for r in chunk]
-            await connection.exec_driver_sql(SQLITE_UPSERT, sqlite_rows)
+    rows = events = 0
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql(CREATE_STAGING)
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        async for chunk in read_ahead(chunks):
+            await driver.copy_records_to_table(
+                STAGING_TABLE, records=chunk, columns=STAGING_COLUMNS
+            )
+            rows += len(chunk)
+            events += sum(row[4] for row in chunk)
+        await connection.exec_driver_sql(POSTGRESQL_MERGE, (service_id, day))
+        return rows, events
+    day_text = day.isoformat()
+    async for chunk in read_ahead(chunks):
+        keyed = sorted(chunk)
+        await connection.exec_driver_sql(
+            SQLITE_UPSERT, [(service_id, day_text, *row) for row in keyed]
+        )
+        rows += len(chunk)
+        events += sum(row[4] for row in chunk)
+    return rows, events
 
 
-def _values(row: CountRow) -> tuple[object, ...]:
-    return (row.service_id, row.day, row.account_id, row.user_id, row.module, row.activity,
-            row.count)  # fmt: skip
+async def read_ahead(
+    chunks: AsyncIterator[Sequence[CountTuple]],
+) -> AsyncIterator[Sequence[CountTuple]]:
+    """Yield chunks while the next one is already being read."""
+    pending = asyncio.ensure_future(_next(chunks))
+    try:
+        while (chunk := await pending) is not None:
+            pending = asyncio.ensure_future(_next(chunks))
+            yield chunk
+    finally:
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+
+
+async def _next(chunks: AsyncIterator[Sequence[CountTuple]]) -> Sequence[CountTuple] | None:
+    return await anext(chunks, None)

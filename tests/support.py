@@ -15,12 +15,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -287,17 +289,32 @@ async def get_json(
         return r.status, await r.json()
 
 
+DURABLE_COUNTS = (
+    "SELECT account_id, user_id, module, activity, SUM(count) FROM daily_counts "
+    "WHERE service_id = coalesce({}, service_id) GROUP BY account_id, user_id, module, activity"
+)
+
+
 def durable_counts(database_url: str, service_id: str | None = None) -> Counter[CountKey]:
-    """Read the durable per-day counts straight from the SQLite file, summed over days."""
+    """Read the durable per-day counts straight from the database, summed over days."""
+    if database_url.startswith("postgresql://"):
+        # Its own event loop in a thread: callers are sync, and often inside a test's loop.
+        with ThreadPoolExecutor(1) as thread:
+            rows = thread.submit(asyncio.run, _postgresql_counts(database_url, service_id))
+            return rows.result()
     path = database_url.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(path)) as connection:
-        rows = connection.execute(
-            "SELECT account_id, user_id, module, activity, SUM(count) FROM daily_counts "
-            "WHERE service_id = coalesce(?, service_id) "
-            "GROUP BY account_id, user_id, module, activity",
-            (service_id,),
-        ).fetchall()
-    return Counter({(a, u, m, v): int(n) for a, u, m, v, n in rows})
+        found = connection.execute(DURABLE_COUNTS.format("?"), (service_id,)).fetchall()
+    return Counter({(a, u, m, v): int(n) for a, u, m, v, n in found})
+
+
+async def _postgresql_counts(database_url: str, service_id: str | None) -> Counter[CountKey]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        found = await connection.fetch(DURABLE_COUNTS.format("$1::varchar"), service_id)
+    finally:
+        await connection.close()
+    return Counter({(a, u, m, v): int(n) for a, u, m, v, n in found})
 
 
 def start_redis(workdir: Path, port: int) -> subprocess.Popen[bytes]:

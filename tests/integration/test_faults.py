@@ -155,6 +155,7 @@ async def test_redis_killed_and_restarted_from_its_aof(pipeline: Pipeline, tmp_p
         redis.wait()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 async def test_flusher_killed_at_each_step_then_rerun(pipeline: Pipeline) -> None:
     await pipeline.start_all()
     ledger = Ledger()
