@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from collector.metrics import KAFKA_SEND_ERRORS
+from collector.metrics import KAFKA_SEND_ERRORS, count_produced
 from common.events import UsageEvent, pack_wire, to_wire
 from common.settings import Settings
 
@@ -35,8 +35,8 @@ def partition_of_key(key: bytes, all_partitions: list[int], available: list[int]
     return all_partitions[key_hash(key) % len(all_partitions)]
 
 
-def account_records(events: Sequence[UsageEvent]) -> list[tuple[bytes, bytes]]:
-    """Pack events into (key, value) Kafka records: one per account, in arrival order.
+def account_records(events: Sequence[UsageEvent]) -> list[tuple[bytes, bytes, int]]:
+    """Pack events into (key, value, events in it) Kafka records: one per account, in order.
 
     The key stays the account's, so an account's events keep their partition and order;
     sharing a record saves aiokafka's per-message work in the collector and the
@@ -52,7 +52,9 @@ def account_records(events: Sequence[UsageEvent]) -> list[tuple[bytes, bytes]]:
         size = sizes[key] + 1 + len(encoded) if len(account_chunks[-1]) else 2 + len(encoded)
         account_chunks[-1].append(encoded)
         sizes[key] = size
-    return [(key, pack_wire(chunk)) for key, account in chunks.items() for chunk in account]
+    return [
+        (key, pack_wire(chunk), len(chunk)) for key, account in chunks.items() for chunk in account
+    ]
 
 
 class Unavailable(RuntimeError):
@@ -124,15 +126,18 @@ class EventProducer:
             raise KafkaUnavailable("Kafka is unreachable")
         try:
             async with asyncio.timeout(self.timeout_s):
+                records = account_records(events)
                 acknowledgements = [
                     await self._producer.send(self.topic, value, key=key)
-                    for key, value in account_records(events)
+                    for key, value, _ in records
                 ]
-                await asyncio.gather(*acknowledgements)
+                delivered = await asyncio.gather(*acknowledgements)
         except (KafkaError, TimeoutError) as error:
             KAFKA_SEND_ERRORS.inc()
             log.warning("Kafka did not acknowledge %d events: %r", len(events), error)
             raise KafkaUnavailable(str(error)) from error
+        for metadata, (_, _, count) in zip(delivered, records, strict=True):
+            count_produced(metadata.partition, count)
 
     async def is_reachable(self) -> bool:
         """Ask the cluster for metadata; True when it answers within a second."""

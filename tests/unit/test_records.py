@@ -15,7 +15,10 @@ def event(account_id: str, user_id: str = "u") -> UsageEvent:
 def test_an_accounts_events_share_one_record_in_order() -> None:
     events = [event("A", "1"), event("B", "2"), event("A", "3")]
     records = account_records(events)
-    assert [key for key, _ in records] == [events[0].kafka_key, events[1].kafka_key]
+    assert [(key, count) for key, _, count in records] == [
+        (events[0].kafka_key, 2),
+        (events[1].kafka_key, 1),
+    ]
     assert from_wire(records[0][1]) == [events[0], events[2]]
     assert from_wire(records[1][1]) == [events[1]]
 
@@ -24,8 +27,9 @@ def test_a_large_account_batch_is_split_below_the_record_limit() -> None:
     events = [event("A", f"user-{i}-" + "x" * 200) for i in range(1000)]
     records = account_records(events)
     assert len(records) > 1
-    assert all(len(value) <= MAX_RECORD_BYTES for _, value in records)
-    assert [e for _, value in records for e in from_wire(value)] == events
+    assert all(len(value) <= MAX_RECORD_BYTES for _, value, _ in records)
+    assert [e for _, value, _ in records for e in from_wire(value)] == events
+    assert all(len(from_wire(value)) == count for _, value, count in records)
 
 
 def test_partitions_match_kafkas_default_partitioner() -> None:
