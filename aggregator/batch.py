@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
-from common.events import (
-    WIRE_ERRORS,
-    CountingKey,
-    WireEvents,
-    WireExtras,
-    counting_parts,
-    registry_part,
-)
+from common.events import WIRE_ERRORS, WireEvent, decode_records, registry_part
 from common.keys import bucket_field
 
 log = logging.getLogger(__name__)
@@ -71,67 +64,71 @@ class PartitionBatch:
         return set(self.increments) | {item.bucket for item in self.deduplicated}
 
 
+Sums = dict[tuple[str, str, str, str, str, str], int]  # (bucket..., user, module, activity)
+
+
 def summarize(partition: int, records: Sequence[Record]) -> PartitionBatch:
     """Pre-aggregate records: one increment per distinct (bucket, user, module, activity).
 
-    The records are decoded together, and equal counting keys tallied by a Counter (in C)
-    before any Python work per key, so a batch costs a Python step per distinct key, not
-    per record or event; only events with an event_id or attributes take a step of their
-    own.
+    The records are decoded together into slotted structs and summed by plain tuples; a
+    field name is encoded once per distinct key, not per event.
     """
     batch = PartitionBatch(partition, records[0].offset, records[-1].offset)
-    plain: list[CountingKey] = []
+    sums: Sums = {}
+    latest = counted = 0
     for events in decoded(partition, records, batch):
-        batch.carried += len(events.keys)
-        batch.max_received_ms = max(batch.max_received_ms, events.latest_received_ms)
-        if events.extras is None:
-            plain.extend(events.keys)
-        else:
-            add_with_extras(batch, events.keys, events.extras, plain)
+        batch.carried += len(events)
+        for event in events:
+            if event.r > latest:
+                latest = event.r
+            if event.e or event.ac or event.aa or event.ua:
+                add_with_extras(batch, event, sums)
+            elif event.v:  # else an attribute/hierarchy update, no activity to count
+                counted += 1
+                key = (event.s, event.d, event.a, event.u, event.m, event.v)
+                sums[key] = sums.get(key, 0) + event.c
+    batch.max_received_ms = latest
+    batch.events += counted
     increments: defaultdict[BucketId, dict[str, int]] = defaultdict(dict)
-    for key, times in Counter(plain).items():
-        if not key.v:
-            continue  # an attribute/hierarchy update, no activity to count
-        batch.events += times
-        fields = increments[(key.s, key.d, key.a)]
-        name = bucket_field(key.u, key.m, key.v)
-        fields[name] = fields.get(name, 0) + key.c * times
+    for (service_id, day, account_id, user_id, module, activity), count in sums.items():
+        increments[(service_id, day, account_id)][bucket_field(user_id, module, activity)] = count
     batch.increments = dict(increments)
     return batch
 
 
-def decoded(partition: int, records: Sequence[Record], batch: PartitionBatch) -> list[WireEvents]:
+def decoded(
+    partition: int, records: Sequence[Record], batch: PartitionBatch
+) -> list[list[WireEvent]]:
     """All records decoded at once; if one is not ours, one by one, skipping it."""
     try:
-        return [counting_parts([record.value for record in records])]
+        return decode_records([record.value for record in records])
     except WIRE_ERRORS:
         pass  # find which
-    parts = []
+    readable = []
     for record in records:
         try:
-            parts.append(counting_parts([record.value]))
+            readable.extend(decode_records([record.value]))
         except WIRE_ERRORS as error:
             # The collector validated every event; a record that cannot be read was not
             # written by it. Skip it rather than block the partition forever.
             log.error("partition %d offset %d is not an event: %r", partition, record.offset, error)
             batch.undecodable += 1
-    return parts
+    return readable
 
 
-def add_with_extras(
-    batch: PartitionBatch, keys: list[CountingKey], extras: list[WireExtras],
-    plain: list[CountingKey],
-) -> None:  # fmt: skip
-    """Queue a record's attributes for the registry and its event_ids for dedup, in order."""
-    for key, extra in zip(keys, extras, strict=True):
-        registry = registry_part(key, extra)
-        if registry is not None:  # queued in Redis for the flusher to write to SQL
-            batch.account_updates.append(orjson.dumps(registry))
-        if not key.v:
-            continue
-        if extra.e:
-            batch.events += 1
-            name = bucket_field(key.u, key.m, key.v)
-            batch.deduplicated.append(DedupIncrement(extra.e, (key.s, key.d, key.a), name, key.c))
-        else:
-            plain.append(key)
+def add_with_extras(batch: PartitionBatch, event: WireEvent, sums: Sums) -> None:
+    """Queue an event's attributes for the registry, and its event_id for dedup, in order."""
+    registry = registry_part(event)
+    if registry is not None:  # queued in Redis for the flusher to write to SQL
+        batch.account_updates.append(orjson.dumps(registry))
+    if not event.v:
+        return
+    batch.events += 1
+    if event.e:
+        name = bucket_field(event.u, event.m, event.v)
+        batch.deduplicated.append(
+            DedupIncrement(event.e, (event.s, event.d, event.a), name, event.c)
+        )
+    else:
+        key = (event.s, event.d, event.a, event.u, event.m, event.v)
+        sums[key] = sums.get(key, 0) + event.c

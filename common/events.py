@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -285,98 +283,58 @@ def from_wire(payload: bytes | None) -> list[UsageEvent]:
     return [_from_wire_object(item) for item in _wire_objects(payload)]
 
 
-class CountingKey(msgspec.Struct, frozen=True, gc=False):
-    """What a wire event is counted by; equal keys sum into one increment (hashable)."""
+class WireEvent(msgspec.Struct, gc=False):
+    """An event as to_wire put it on Kafka, decoded straight into slots (no dict per event)."""
 
     s: str  # service_id
-    d: str  # day
     a: str  # account_id
     u: str  # user_id
     m: str  # module
     v: str  # activity; "" for an attribute/hierarchy update, which counts nothing
     c: int  # count
-
-
-class Received(msgspec.Struct, gc=False):
+    t: int  # event_ms
     r: int  # received_ms
-
-
-class WireExtras(msgspec.Struct, gc=False):
-    """The parts of a wire event that only some events carry."""
-
+    d: str  # day
     e: str = ""  # event_id
-    ac: dict[str, str] = msgspec.field(default_factory=dict)
-    aa: dict[str, AttributeValue] = msgspec.field(default_factory=dict)
-    ua: dict[str, AttributeValue] = msgspec.field(default_factory=dict)
-
-
-class WireEvents(NamedTuple):
-    """Decoded records: every event's counting key, in order, with extras alongside."""
-
-    keys: list[CountingKey]
-    extras: list[WireExtras] | None  # None when no event carries any (the common case)
-    latest_received_ms: int
+    ac: dict[str, str] | None = None
+    aa: dict[str, AttributeValue] | None = None
+    ua: dict[str, AttributeValue] | None = None
 
 
 # A record is a JSON array of wire events (pack_wire), or one event (to_wire).
-_ONE_KEYS = msgspec.json.Decoder(list[CountingKey] | CountingKey)
-_ONE_RECEIVED = msgspec.json.Decoder(list[Received] | Received)
-_ONE_EXTRAS = msgspec.json.Decoder(list[WireExtras] | WireExtras)
-_MANY_KEYS = msgspec.json.Decoder(list[list[CountingKey]])
-_MANY_RECEIVED = msgspec.json.Decoder(list[list[Received]])
-_MANY_EXTRAS = msgspec.json.Decoder(list[list[WireExtras]])
-# Where the bytes hold none of these keys, no event has extras (a key of that name inside
-# an attributes object only sends them down the slower path).
-_EXTRA_KEYS = (b'"e":', b'"ac":', b'"aa":', b'"ua":')
-_received_ms = operator.attrgetter("r")
-_flat = itertools.chain.from_iterable
+_ONE_RECORD = msgspec.json.Decoder(list[WireEvent] | WireEvent)
+_RECORDS = msgspec.json.Decoder(list[list[WireEvent]])
 
 # What decoding a record that the collector did not write raises.
 WIRE_ERRORS = (msgspec.MsgspecError, TypeError, ValueError)
 
 
-def counting_parts(payloads: Sequence[bytes | None]) -> WireEvents:
-    """Decode records (pack_wire arrays) in one compiled pass each for keys and times.
+def decode_records(payloads: Sequence[bytes | None]) -> list[list[WireEvent]]:
+    """Decode records written by pack_wire (or to_wire, alone): each one's events, in order.
 
-    Joined into one JSON array of arrays, the records cost one decode, not one each: the
-    work per event is C, and the only Python object per event is its key. Raises one of
-    WIRE_ERRORS if any record is not an array of wire events; the caller can then decode
-    them one by one (a record alone, or one written by to_wire, goes through here too).
-    All of it is decoded before any of it counts.
+    Several records are joined into one JSON array of arrays and decoded in one compiled
+    pass: the cost per record is a few bytes copied, not a call. Raises one of WIRE_ERRORS
+    if any record is not an array of wire events; the caller can then decode them one by
+    one to find it. Everything is decoded before any of it is returned.
     """
     if len(payloads) == 1:
-        return _one_record(payloads[0])
+        if payloads[0] is None:
+            raise TypeError("a record without a value")
+        events = _ONE_RECORD.decode(payloads[0])
+        return [[events] if isinstance(events, WireEvent) else events]
     joined = b"[" + b",".join(cast(Sequence[bytes], payloads)) + b"]"  # TypeError on None
-    per_record = _MANY_KEYS.decode(joined)
-    if len(per_record) != len(payloads):  # records that are not arrays on their own
+    records = _RECORDS.decode(joined)
+    if len(records) != len(payloads):  # records that are not arrays on their own
         raise ValueError("records do not split into one array each")
-    keys = list(_flat(per_record))
-    latest = max(map(_received_ms, _flat(_MANY_RECEIVED.decode(joined))), default=0)
-    extras = None
-    if any(name in joined for name in _EXTRA_KEYS):
-        extras = list(_flat(_MANY_EXTRAS.decode(joined)))
-    return WireEvents(keys, extras, latest)
+    return records
 
 
-def _one_record(payload: bytes | None) -> WireEvents:
-    if payload is None:
-        raise TypeError("a record without a value")
-    keys = _ONE_KEYS.decode(payload)
-    received = _ONE_RECEIVED.decode(payload)
-    if isinstance(keys, CountingKey):  # one event, as to_wire writes it
-        extras = cast(WireExtras, _ONE_EXTRAS.decode(payload))
-        return WireEvents([keys], [extras], cast(Received, received).r)
-    latest = max(map(_received_ms, cast(list[Received], received)), default=0)
-    many = _ONE_EXTRAS.decode(payload) if any(k in payload for k in _EXTRA_KEYS) else None
-    return WireEvents(keys, cast(list[WireExtras] | None, many), latest)
-
-
-def registry_part(key: CountingKey, extras: WireExtras) -> dict[str, Any] | None:
+def registry_part(event: WireEvent) -> dict[str, Any] | None:
     """The account and user attributes an event carries, for the registry; None if none."""
-    if not extras.ac and not extras.aa and not extras.ua:
+    if not event.ac and not event.aa and not event.ua:
         return None
-    return {"s": key.s, "a": key.a, "d": key.d, "f": extras.ac, "aa": extras.aa, "u": key.u,
-            "ua": extras.ua}  # fmt: skip
+    return {"s": event.s, "a": event.a, "d": event.d, "f": event.ac or {}, "aa": event.aa or {},
+            "u": event.u, "ua": event.ua or {}}  # fmt: skip
 
 
 def _wire_objects(payload: bytes | None) -> list[dict[str, Any]]:
