@@ -10,7 +10,7 @@ from typing import Protocol
 
 import orjson
 
-from common.events import counting_parts
+from common.events import WIRE_ERRORS, WireEvent, decode_records, registry_part
 from common.keys import bucket_field
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class PartitionBatch:
     increments: dict[BucketId, dict[str, int]] = field(default_factory=dict)
     deduplicated: list[DedupIncrement] = field(default_factory=list)
     max_received_ms: int = 0
-    events: int = 0
+    events: int = 0  # counted: with an activity
+    carried: int = 0  # every event in the records, attribute updates too (lag in events)
     undecodable: int = 0
     account_updates: list[bytes] = field(default_factory=list)
 
@@ -63,36 +64,71 @@ class PartitionBatch:
         return set(self.increments) | {item.bucket for item in self.deduplicated}
 
 
+Sums = dict[tuple[str, str, str, str, str, str], int]  # (bucket..., user, module, activity)
+
+
 def summarize(partition: int, records: Sequence[Record]) -> PartitionBatch:
     """Pre-aggregate records: one increment per distinct (bucket, user, module, activity).
 
-    Reads the records' counting parts as plain tuples, without a UsageEvent per event.
+    The records are decoded together into slotted structs and summed by plain tuples; a
+    field name is encoded once per distinct key, not per event.
     """
     batch = PartitionBatch(partition, records[0].offset, records[-1].offset)
-    increments: defaultdict[BucketId, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
-    field_names: dict[tuple[str, str, str], str] = {}
+    sums: Sums = {}
+    latest = counted = 0
+    for events in decoded(partition, records, batch):
+        batch.carried += len(events)
+        for event in events:
+            if event.r > latest:
+                latest = event.r
+            if event.e or event.ac or event.aa or event.ua:
+                add_with_extras(batch, event, sums)
+            elif event.v:  # else an attribute/hierarchy update, no activity to count
+                counted += 1
+                key = (event.s, event.d, event.a, event.u, event.m, event.v)
+                sums[key] = sums.get(key, 0) + event.c
+    batch.max_received_ms = latest
+    batch.events += counted
+    increments: defaultdict[BucketId, dict[str, int]] = defaultdict(dict)
+    for (service_id, day, account_id, user_id, module, activity), count in sums.items():
+        increments[(service_id, day, account_id)][bucket_field(user_id, module, activity)] = count
+    batch.increments = dict(increments)
+    return batch
+
+
+def decoded(
+    partition: int, records: Sequence[Record], batch: PartitionBatch
+) -> list[list[WireEvent]]:
+    """All records decoded at once; if one is not ours, one by one, skipping it."""
+    try:
+        return decode_records([record.value for record in records])
+    except WIRE_ERRORS:
+        pass  # find which
+    readable = []
     for record in records:
         try:
-            events = counting_parts(record.value)
-        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+            readable.extend(decode_records([record.value]))
+        except WIRE_ERRORS as error:
             # The collector validated every event; a record that cannot be read was not
             # written by it. Skip it rather than block the partition forever.
             log.error("partition %d offset %d is not an event: %r", partition, record.offset, error)
             batch.undecodable += 1
-            continue
-        for received_ms, bucket, parts, count, event_id, registry in events:
-            batch.max_received_ms = max(batch.max_received_ms, received_ms)
-            if registry is not None:  # queued in Redis for the flusher to write to SQL
-                batch.account_updates.append(orjson.dumps(registry))
-            if not parts[2]:
-                continue  # an attribute/hierarchy update, no activity to count
-            batch.events += 1
-            name = field_names.get(parts)
-            if name is None:
-                name = field_names[parts] = bucket_field(*parts)
-            if event_id:
-                batch.deduplicated.append(DedupIncrement(event_id, bucket, name, count))
-            else:
-                increments[bucket][name] += count
-    batch.increments = {bucket: dict(fields) for bucket, fields in increments.items()}
-    return batch
+    return readable
+
+
+def add_with_extras(batch: PartitionBatch, event: WireEvent, sums: Sums) -> None:
+    """Queue an event's attributes for the registry, and its event_id for dedup, in order."""
+    registry = registry_part(event)
+    if registry is not None:  # queued in Redis for the flusher to write to SQL
+        batch.account_updates.append(orjson.dumps(registry))
+    if not event.v:
+        return
+    batch.events += 1
+    if event.e:
+        name = bucket_field(event.u, event.m, event.v)
+        batch.deduplicated.append(
+            DedupIncrement(event.e, (event.s, event.d, event.a), name, event.c)
+        )
+    else:
+        key = (event.s, event.d, event.a, event.u, event.m, event.v)
+        sums[key] = sums.get(key, 0) + event.c

@@ -11,7 +11,7 @@ from aggregator.batch import BucketId, PartitionBatch
 from common.keys import KeyLayout, encode_parts
 
 # KEYS[1] applied hash, KEYS[2] days set, KEYS[3..] accounts sets, buckets and seen markers.
-# ARGV: expected offset, new offset, max received ms, dedup ttl ms, now ms,
+# ARGV: expected offset, new offset, max received ms, dedup ttl ms, now ms, events carried,
 #       then day groups, plain increments and deduplicated increments, each count-prefixed.
 APPLY_BATCH = """
 -- Variadic command over ARGV[first .. first + count - 1], in chunks: unpack() has a stack
@@ -26,7 +26,7 @@ local function chunked(command, key, first, count)
 end
 local stored = tonumber(redis.call('HGET', KEYS[1], 'offset') or '-1')
 if stored ~= tonumber(ARGV[1]) then return {0, stored, 0} end
-local i = 6
+local i = 7
 local groups = tonumber(ARGV[i]); i = i + 1
 for _ = 1, groups do
   redis.call('SADD', KEYS[2], ARGV[i])
@@ -58,6 +58,7 @@ end
 local received = tonumber(redis.call('HGET', KEYS[1], 'received_ms') or '0')
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'applied_at_ms', ARGV[5],
   'received_ms', math.max(received, tonumber(ARGV[3])))
+redis.call('HINCRBY', KEYS[1], 'events', ARGV[6])
 return {1, tonumber(ARGV[2]), duplicates}
 """
 
@@ -143,6 +144,7 @@ class BucketWriter:
             batch.max_received_ms,
             self._dedup_window_ms,
             now_ms,
+            batch.carried,
         ]
         accounts_by_day: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
         for service_id, day, account_id in sorted(batch.buckets):

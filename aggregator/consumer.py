@@ -25,6 +25,7 @@ from aggregator.metrics import (
     DUPLICATES,
     EVENTS_APPLIED,
     FENCED,
+    RECORDS_APPLIED,
     REDIS_RETRIES,
 )
 from common.clock import Clock
@@ -85,6 +86,8 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         stored = await self.redis_call(lambda: self.writer.stored_offset(tp.partition))
         if stored is None:
             return  # stopping while Redis is down: nothing applied, nothing lost
+        if tp not in self.consumer.assignment():
+            return  # revoked while Redis answered
         self.applied[tp] = stored
         self.consumer.seek(tp, stored + 1)
 
@@ -129,13 +132,15 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         APPLY_SECONDS.observe(time.perf_counter() - started)
         if result.applied:
-            self.applied[tp] = batch.last_offset
+            if tp in self.consumer.assignment():  # else revoked while Redis applied it
+                self.applied[tp] = batch.last_offset
             self.stats["events"] += batch.events
             self.stats["batches"] += 1
             self.stats["duplicates"] += result.duplicates
             self.stats["undecodable"] += batch.undecodable
             EVENTS_APPLIED.inc(batch.events - result.duplicates)
             BATCHES.inc()
+            RECORDS_APPLIED.inc(len(fresh))
             BATCH_SIZE.observe(len(fresh))
             DUPLICATES.inc(result.duplicates)
             return
@@ -171,7 +176,10 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
         the produce timeout.
         """
         caught_up: dict[int, tuple[int, int]] = {}
+        assigned = self.consumer.assignment()
         for tp, offset in self.applied.items():
+            if tp not in assigned:
+                continue  # being revoked
             highwater = self.consumer.highwater(tp)
             fetched_at = self.consumer.last_poll_timestamp(tp)
             if highwater is None or fetched_at is None or offset + 1 < highwater:
@@ -212,8 +220,11 @@ class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
             fetched = await self.consumer.getmany(
                 timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL
             )
-            for tp, messages in fetched.items():
-                await self.apply(tp, messages)
+            # Partitions apply side by side: one decodes while Redis runs another's step.
+            # Each is fenced by its own offset, and a partition has one batch at a time.
+            async with asyncio.TaskGroup() as group:
+                for tp, messages in fetched.items():
+                    group.create_task(self.apply(tp, messages))
             if fetched:
                 await self.commit_advisory()
             await self.register_partitions()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 EVENTS_APPLIED = Counter("usage_aggregator_events_applied_total", "Events counted into Redis")
+RECORDS_APPLIED = Counter(
+    "usage_aggregator_records_applied_total", "Kafka records applied (each holds events)"
+)
 BATCHES = Counter("usage_aggregator_batches_total", "Partition batches applied")
 BATCH_SIZE = Histogram(
     "usage_aggregator_batch_size", "Records per applied partition batch",

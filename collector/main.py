@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from collector.browser import collect, collect_preflight, demo, usage_js
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
 from collector.limits import NameLimits
-from collector.metrics import EVENTS_AWAITING_ACK, measure, pending_rejects
+from collector.metrics import EVENTS_AWAITING_ACK, measure, report_tallies
 from collector.openapi import COLLECTOR_OPENAPI
 from collector.pixel import pixel
 from collector.producer import EventProducer
@@ -33,7 +34,9 @@ from common.topics import ensure_topic
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 15.0
-REPORT_EVERY_S = 2.0
+HEARTBEAT_EVERY_S = 2.0
+# Often enough that events produced show within a fraction of the ops monitor's 3 s sample.
+TALLY_EVERY_S = 0.5
 
 
 async def clients(app: web.Application) -> AsyncIterator[None]:
@@ -57,25 +60,25 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
         await producer.stop()
+        with contextlib.suppress(RedisError):
+            await report_tallies(redis, keys)  # what was acknowledged since the last report
         await redis.aclose()
 
 
 async def report_health(redis: Redis, keys: KeyLayout) -> None:
-    """Every few seconds: the heartbeat, and rejects by reason for the ops dashboard."""
+    """The heartbeat every few seconds; the tallies for the ops dashboard more often."""
     heartbeat = Heartbeat(redis, keys, "collector")
+    beaten_at = -HEARTBEAT_EVERY_S
     while True:
         try:
-            await heartbeat.beat()
-            if pending_rejects:
-                reasons = dict(pending_rejects)
-                pending_rejects.clear()
-                async with redis.pipeline(transaction=False) as pipe:
-                    for reason, count in reasons.items():
-                        pipe.hincrby(keys.rejects(), reason, count)
-                    await pipe.execute()
+            if time.monotonic() - beaten_at >= HEARTBEAT_EVERY_S:
+                await heartbeat.beat()
+                beaten_at = time.monotonic()
+            await report_tallies(redis, keys)
         except RedisError as error:
             log.warning("could not report health to Redis: %r", error)
-        await asyncio.sleep(REPORT_EVERY_S)
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+        await asyncio.sleep(TALLY_EVERY_S)
 
 
 def build_app(settings: Settings, services: dict[str, Service]) -> web.Application:

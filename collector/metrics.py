@@ -1,4 +1,4 @@
-"""The collector's Prometheus metrics, and rejects counted for the ops dashboard."""
+"""The collector's Prometheus metrics, and the tallies it reports for the ops dashboard."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import TypeVar
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
+from redis.asyncio import Redis
+
+from common.keys import KeyLayout
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -49,6 +52,8 @@ OUTCOMES = {2: "accepted", 4: "rejected", 5: "unavailable"}
 
 # Rejects by reason since the last report to Redis (for the dashboard's rejects chart).
 pending_rejects: Tally[str] = Tally()
+# Events Kafka acknowledged, by partition, since the last report to Redis (for lag in events).
+pending_produced: Tally[int] = Tally()
 
 
 @functools.cache
@@ -59,6 +64,30 @@ def child(metric: M, *labels: str) -> M:
 
 def count_reject(reason: str) -> None:
     pending_rejects[reason] += 1
+
+
+def count_produced(partition: int, events: int) -> None:
+    """Note events that Kafka acknowledged on partition (a record's worth, or a batch's)."""
+    pending_produced[partition] += events
+
+
+async def report_tallies(redis: Redis, keys: KeyLayout) -> None:
+    """Add rejects by reason and events produced per partition to the totals in Redis.
+
+    A tally leaves memory only once Redis took it, so a Redis outage delays the figures
+    without losing them.
+    """
+    reasons, produced = +pending_rejects, +pending_produced  # without the zeros
+    if not reasons and not produced:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for reason, count in reasons.items():
+            pipe.hincrby(keys.rejects(), reason, count)
+        for partition, count in produced.items():
+            pipe.hincrby(keys.produced(), str(partition), count)
+        await pipe.execute()
+    pending_rejects.subtract(reasons)
+    pending_produced.subtract(produced)
 
 
 @web.middleware

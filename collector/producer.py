@@ -20,7 +20,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from collector.kafka_producer import discard, needs_replacing, new_producer, sender_ended
-from collector.metrics import KAFKA_SEND_ERRORS, OVERLOAD_REFUSALS, PRODUCER_REPLACEMENTS
+from collector.metrics import (
+    KAFKA_SEND_ERRORS,
+    OVERLOAD_REFUSALS,
+    PRODUCER_REPLACEMENTS,
+    count_produced,
+)
 from collector.records import PartitionRecord, RecordPacker
 from common.events import UsageEvent
 from common.settings import Settings
@@ -171,6 +176,7 @@ class EventProducer:
         self.pending_events -= record.events
         record.settle(None if error is None else KafkaUnavailable(repr(error)))
         if error is None:
+            count_produced(record.partition, record.events)
             self._last_failure = ""
             return
         if repr(error) != self._last_failure:  # once per kind of failure, not per record

@@ -42,7 +42,7 @@ class KeyLayout:
         return f"{self.prefix}:partitions:{self.topic}"
 
     def applied(self, partition: int) -> str:
-        """Hash: offset, received_ms, caught_up_ms of what this partition has applied."""
+        """Hash: offset, events, received_ms, caught_up_ms of what this partition has applied."""
         return f"{self.partition_tag(partition)}:applied"
 
     def days(self, partition: int) -> str:
@@ -80,6 +80,10 @@ class KeyLayout:
     def heartbeat(self, component: str, member: str) -> str:
         """Key with a TTL that a live worker keeps refreshing."""
         return f"{self.prefix}:heartbeat:{self.topic}:{component}:{member}"
+
+    def produced(self) -> str:
+        """Hash: partition -> events the collectors put on it that Kafka acknowledged."""
+        return f"{self.prefix}:produced:{self.topic}"
 
     def rejects(self) -> str:
         """Hash: reason -> number of events or updates refused after Kafka."""

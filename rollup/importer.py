@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from collector.intake import limit_errors
 from collector.limits import NameLimits
+from collector.metrics import report_tallies
 from collector.producer import EventProducer
 from common.events import InvalidEvent, UsageEvent, validate_event
 from common.keys import KeyLayout
@@ -170,7 +171,8 @@ async def import_file(settings: Settings, path: Path, service_id: str) -> Import
     producer = EventProducer(settings)
     await producer.start(attempts=10)
     redis = Redis.from_url(settings.redis_url)
-    limits = NameLimits(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
+    keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
+    limits = NameLimits(redis, keys)
     progress = Progress(total_rows)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -188,9 +190,11 @@ async def import_file(settings: Settings, path: Path, service_id: str) -> Import
                 batch.append((line, event))
                 if len(batch) >= BATCH:
                     await publish(batch, limits, producer, services, service, report)
+                    await report_tallies(redis, keys)  # events produced, for the ops lag
                     progress.show(min(line - 1, total_rows))
                     batch = []
             await publish(batch, limits, producer, services, service, report)
+            await report_tallies(redis, keys)
             progress.show(total_rows)
     finally:
         progress.close()

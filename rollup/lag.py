@@ -30,10 +30,54 @@ class Sample:
     at_ms: int
     end_offset: int  # next offset Kafka will write (log end)
     applied: int  # last offset applied to Redis, -1 for none
+    produced_events: int = 0  # events Kafka acknowledged to the collectors, since counting began
+    applied_events: int = 0  # events in the records applied, since counting began
 
     @property
     def lag(self) -> int:
+        """Records not yet applied (exact)."""
         return max(self.end_offset - (self.applied + 1), 0)
+
+
+def lag_events(sample: Sample, drift: int) -> int:
+    """Events in the records not yet applied: produced minus applied, less the known drift.
+
+    Exact while every acknowledged event was reported (collectors report every half
+    second); a collector that died before reporting makes it low, but never below one
+    event per unapplied record, and no lag in records is no lag in events.
+    """
+    if sample.lag == 0:
+        return 0
+    return max(sample.produced_events - sample.applied_events - drift, sample.lag)
+
+
+def settled_drift(previous: Sample, latest: Sample, drift: int) -> int:
+    """produced - applied when nothing is in flight: what the counters disagree by for good.
+
+    Nothing is in flight when no record was appended between two samples, both had no lag
+    and no report came in between (the counters started at different times, or a collector
+    died before it reported). Otherwise the drift known so far.
+    """
+    quiet = (
+        previous.lag == 0 and latest.lag == 0 and previous.end_offset == latest.end_offset
+        and previous.produced_events == latest.produced_events
+    )  # fmt: skip
+    return latest.produced_events - latest.applied_events if quiet else drift
+
+
+def per_second(before: Sample, after: Sample) -> tuple[float, float, float, float]:
+    """Events in, events out, records in, records out per second between two samples."""
+    seconds = max((after.at_ms - before.at_ms) / 1000, 0.001)
+    events_in, events_out, records_in, records_out = (
+        round(max(delta, 0) / seconds, 1)
+        for delta in (
+            after.produced_events - before.produced_events,
+            after.applied_events - before.applied_events,
+            after.end_offset - before.end_offset,
+            after.applied - before.applied,
+        )
+    )
+    return events_in, events_out, records_in, records_out
 
 
 def in_window(samples: Sequence[Sample], now_ms: int, window_s: float = WINDOW_S) -> list[Sample]:

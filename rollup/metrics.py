@@ -15,6 +15,10 @@ DAYS_WAITING = Gauge("usage_flusher_days_waiting", "Days over but not yet flushe
 LAG_MESSAGES = Gauge(
     "kafka_consumergroup_group_lag", "Records not yet applied", ["group", "topic", "partition"]
 )
+LAG_EVENTS = Gauge(
+    "usage_consumergroup_lag_events", "Events in the records not yet applied",
+    ["group", "topic", "partition"],
+)  # fmt: skip
 LAG_SECONDS = Gauge(
     "kafka_consumergroup_group_lag_seconds", "Age of the oldest record not yet applied",
     ["group", "topic", "partition"],

@@ -137,8 +137,13 @@ class PartitionLag(Model):
     log_end_offset: int
     applied_offset: Annotated[int, Meta(description="-1 when none.")]
     committed_offset: int | None
-    lag_messages: Count
+    lag_messages: Annotated[Count, Meta(description="Records not yet applied (exact).")]
+    lag_events: Annotated[Count, Meta(description="Events in the records not yet applied.")]
     lag_seconds: float
+    events_in_per_s: float
+    events_out_per_s: float
+    produced_events: Annotated[Count, Meta(description="Events acknowledged to the collectors.")]
+    applied_events: Annotated[Count, Meta(description="Events in the records applied.")]
     owner: str | None
     last_applied_move: Moment | None
     status: Status
@@ -147,18 +152,24 @@ class PartitionLag(Model):
 
 class LagTotals(Model):
     lag_messages: Count
+    lag_events: Count
     max_lag_seconds: float
     status: Status
     events_in_per_s: float
     events_out_per_s: float
+    records_in_per_s: float
+    records_out_per_s: float
 
 
 class LagHistory(Model):
     at: list[float]
     lag_messages: list[float]
+    lag_events: list[float]
     lag_seconds: list[float]
-    in_per_s: list[float]
-    out_per_s: list[float]
+    in_per_s: Annotated[list[float], Meta(description="Events per second produced.")]
+    out_per_s: Annotated[list[float], Meta(description="Events per second applied.")]
+    records_in_per_s: list[float]
+    records_out_per_s: list[float]
     rejects_per_s: dict[str, list[float]]
 
 

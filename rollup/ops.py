@@ -20,9 +20,18 @@ from common.heartbeat import alive
 from common.keys import KeyLayout
 from common.settings import Settings
 from rollup.flusher import Flusher
-from rollup.lag import STATUSES, Sample, in_window, lag_seconds, status
+from rollup.lag import (
+    STATUSES,
+    Sample,
+    in_window,
+    lag_events,
+    lag_seconds,
+    per_second,
+    settled_drift,
+    status,
+)
 from rollup.live import decode
-from rollup.metrics import LAG_MESSAGES, LAG_SECONDS, MAX_LAG_SECONDS, STATUS
+from rollup.metrics import LAG_EVENTS, LAG_MESSAGES, LAG_SECONDS, MAX_LAG_SECONDS, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ class LagMonitor:
     flusher: Flusher
     history: dict[int, deque[Sample]] = field(default_factory=dict)
     lag_s_history: dict[int, deque[float]] = field(default_factory=dict)
+    lag_events_history: dict[int, deque[int]] = field(default_factory=dict)
+    drift: dict[int, int] = field(default_factory=dict)  # see rollup.lag.settled_drift
     committed: dict[int, int] = field(default_factory=dict)
     owners: dict[int, str] = field(default_factory=dict)
     applied_at: dict[int, int] = field(default_factory=dict)
@@ -94,6 +105,8 @@ class LagMonitor:
             committed = await admin.list_consumer_group_offsets(self.settings.consumer_group)
         self.kafka_reachable = True
         progress = {p.partition: p for p in await self.flusher.live.progress()}
+        produced_by_partition = await self.redis.hgetall(self.keys.produced())
+        produced = {int(p): int(n) for p, n in produced_by_partition.items()}
         self.redis_reachable = True
         members = await alive(self.redis, self.keys, "aggregator")
         self.owners = {p: m["member"] for m in members for p in m.get("partitions", [])}
@@ -103,15 +116,20 @@ class LagMonitor:
         }
         self.committed = {tp.partition: meta.offset for tp, meta in committed.items()}
         for tp in tps:
-            applied = progress[tp.partition].offset if tp.partition in progress else -1
-            window = self.history.setdefault(
-                tp.partition, deque(maxlen=int(HISTORY_S / SAMPLE_EVERY_S))
-            )
-            if tp.partition in progress:  # the aggregator stamps every batch it applies
-                self.applied_at[tp.partition] = progress[tp.partition].applied_at_ms
-            window.append(Sample(now_ms, ends[tp], applied))
-            seconds = self.lag_s_history.setdefault(tp.partition, deque(maxlen=window.maxlen))
+            p = tp.partition
+            applied = progress[p].offset if p in progress else -1
+            applied_events = progress[p].events if p in progress else 0
+            window = self.history.setdefault(p, deque(maxlen=int(HISTORY_S / SAMPLE_EVERY_S)))
+            if p in progress:  # the aggregator stamps every batch it applies
+                self.applied_at[p] = progress[p].applied_at_ms
+            latest = Sample(now_ms, ends[tp], applied, produced.get(p, 0), applied_events)
+            if window:
+                self.drift[p] = settled_drift(window[-1], latest, self.drift.get(p, 0))
+            window.append(latest)
+            seconds = self.lag_s_history.setdefault(p, deque(maxlen=window.maxlen))
             seconds.append(round(lag_seconds(list(window), now_ms), 1))
+            events = self.lag_events_history.setdefault(p, deque(maxlen=window.maxlen))
+            events.append(lag_events(latest, self.drift.get(p, 0)))
         rejects = await self.redis.hgetall(self.keys.rejects())
         self.rejects.append((now_ms, {decode(k): int(v) for k, v in rejects.items()}))
         self.export(now_ms)
@@ -120,6 +138,7 @@ class LagMonitor:
         rows = []
         for partition, samples in sorted(self.history.items()):
             latest = samples[-1]
+            rates = per_second(samples[-2], latest) if len(samples) > 1 else (0.0,) * 4
             seconds = lag_seconds(list(samples), now_ms)
             owner = self.owners.get(partition)
             state, reason = status(in_window(list(samples), now_ms), owner is not None, seconds)
@@ -130,7 +149,12 @@ class LagMonitor:
                     "applied_offset": latest.applied,
                     "committed_offset": self.committed.get(partition),
                     "lag_messages": latest.lag,
+                    "lag_events": self.lag_events_history[partition][-1],
                     "lag_seconds": round(seconds, 1),
+                    "events_in_per_s": rates[0],
+                    "events_out_per_s": rates[1],
+                    "produced_events": latest.produced_events,
+                    "applied_events": latest.applied_events,
                     "owner": owner,
                     "last_applied_move": _iso(self.applied_at.get(partition)),
                     "status": state,
@@ -146,6 +170,7 @@ class LagMonitor:
         for row in rows:
             labels = (group, topic, str(row["partition"]))
             LAG_MESSAGES.labels(*labels).set(row["lag_messages"])
+            LAG_EVENTS.labels(*labels).set(row["lag_events"])
             LAG_SECONDS.labels(*labels).set(row["lag_seconds"])
             for name in STATUSES:
                 STATUS.labels(*labels, name).set(1 if row["status"] == name else 0)
@@ -167,10 +192,18 @@ class LagMonitor:
             "partitions": rows,
             "totals": {
                 "lag_messages": sum(row["lag_messages"] for row in rows),
+                "lag_events": sum(row["lag_events"] for row in rows),
                 "max_lag_seconds": max((row["lag_seconds"] for row in rows), default=0.0),
                 "status": worst,
-                "events_in_per_s": series["in_per_s"][-1] if series["in_per_s"] else 0.0,
-                "events_out_per_s": series["out_per_s"][-1] if series["out_per_s"] else 0.0,
+                **{
+                    name: series[column][-1] if series[column] else 0.0
+                    for name, column in (
+                        ("events_in_per_s", "in_per_s"),
+                        ("events_out_per_s", "out_per_s"),
+                        ("records_in_per_s", "records_in_per_s"),
+                        ("records_out_per_s", "records_out_per_s"),
+                    )
+                },
             },
             "rejects": self.rejects[-1][1] if self.rejects else {},
             "history": series,
@@ -178,23 +211,35 @@ class LagMonitor:
         }
 
     def series(self) -> dict[str, Any]:
-        """Per sample over the last hour: lag, rates in and out, rejects per second by reason."""
+        """Per sample over the last hour: lags, rates in and out, rejects per second by reason."""
+        names = ("lag_messages", "lag_events", "lag_seconds", "in_per_s", "out_per_s",
+                 "records_in_per_s", "records_out_per_s")  # fmt: skip
         if not self.history:
-            return {"at": [], "lag_messages": [], "lag_seconds": [], "in_per_s": [],
-                    "out_per_s": [], "rejects_per_s": {}}  # fmt: skip
+            return {"at": [], **{name: [] for name in names}, "rejects_per_s": {}}
         length = min(len(samples) for samples in self.history.values())
         columns = [list(samples)[-length:] for samples in self.history.values()]
         at = [columns[0][i].at_ms for i in range(length)]
-        lag = [sum(column[i].lag for column in columns) for i in range(length)]
         seconds_columns = [list(values)[-length:] for values in self.lag_s_history.values()]
-        lag_s = [max(column[i] for column in seconds_columns) for i in range(length)]
-        ends = [sum(column[i].end_offset for column in columns) for i in range(length)]
-        applied = [sum(column[i].applied + 1 for column in columns) for i in range(length)]
-        in_rate, out_rate = [0.0], [0.0]
+        events_columns = [list(values)[-length:] for values in self.lag_events_history.values()]
+        rates = [[0.0] * 4]
         for i in range(1, length):
-            seconds = max((at[i] - at[i - 1]) / 1000, 0.001)
-            in_rate.append(round(max(ends[i] - ends[i - 1], 0) / seconds, 1))
-            out_rate.append(round(max(applied[i] - applied[i - 1], 0) / seconds, 1))
+            # Partitions are sampled together: the group's rate is the sum of theirs.
+            per_partition = [per_second(column[i - 1], column[i]) for column in columns]
+            rates.append([round(sum(r[k] for r in per_partition), 1) for k in range(4)])
+        series: dict[str, Any] = {
+            "at": [a / 1000 for a in at],
+            "lag_messages": [sum(column[i].lag for column in columns) for i in range(length)],
+            "lag_events": [sum(column[i] for column in events_columns) for i in range(length)],
+            "lag_seconds": [max(column[i] for column in seconds_columns) for i in range(length)],
+        }
+        for position, name in enumerate(("in_per_s", "out_per_s", "records_in_per_s",
+                                         "records_out_per_s")):  # fmt: skip
+            series[name] = [rate[position] for rate in rates]
+        series["rejects_per_s"] = self.rejects_per_s(length)
+        return series
+
+    def rejects_per_s(self, length: int) -> dict[str, list[float]]:
+        """Rejects per second by reason over the last length samples."""
         rejects: dict[str, list[float]] = {}
         recent = list(self.rejects)[-length:]
         for i in range(1, len(recent)):
@@ -204,8 +249,7 @@ class LagMonitor:
                 rejects.setdefault(reason, [0.0] * i).append(round((total - before) / seconds, 2))
             for values in rejects.values():
                 values.extend([0.0] * (i + 1 - len(values)))
-        return {"at": [a / 1000 for a in at], "lag_messages": lag, "lag_seconds": lag_s,
-                "in_per_s": in_rate, "out_per_s": out_rate, "rejects_per_s": rejects}  # fmt: skip
+        return rejects
 
 
 def _iso(epoch_ms: int | None) -> str | None:

@@ -19,6 +19,7 @@ class PartitionProgress:
     received_ms: int
     caught_up_ms: int
     applied_at_ms: int
+    events: int = 0  # carried by the records applied, since the counter began
 
     def watermark_ms(self, slack_ms: int) -> int:
         """Every event received before this instant has been applied in this partition."""
@@ -35,6 +36,7 @@ def progress_from_hash(partition: int, fields: Mapping[bytes, bytes]) -> Partiti
         received_ms=number(b"received_ms"),
         caught_up_ms=number(b"caught_up_ms"),
         applied_at_ms=number(b"applied_at_ms"),
+        events=number(b"events"),
     )
 
 

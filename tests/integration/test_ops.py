@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.producer import key_hash
 from load.traffic import Ledger, Sender, TrafficShape, batches
 from stack.browser import LAUNCH_ARGS, ensure_chromium
 from stack.servers import PROJECT_ROOT
@@ -52,7 +55,8 @@ def all_ok(report: dict[str, Any]) -> bool:
     )
 
 
-async def send(pipeline: Pipeline, count: int, prefix: str) -> Ledger:
+async def send(pipeline: Pipeline, count: int, prefix: str) -> Counter[int]:
+    """Post count events of SP-ACME; return how many went to each partition."""
     ledger = Ledger()
     events = [
         {**e, "account_id": f"{prefix}{e['account_id']}"} for e in TrafficShape().events(count)
@@ -61,7 +65,9 @@ async def send(pipeline: Pipeline, count: int, prefix: str) -> Ledger:
         sender = Sender(session, pipeline.collector_url, ACME_SERVER_KEY, ledger)
         for batch in batches(events, 100):
             assert await sender.post(batch) == 202
-    return ledger
+    return Counter(
+        key_hash(orjson.dumps(["SP-ACME", e["account_id"]])) % PARTITIONS for e in events
+    )
 
 
 async def metric_families(url: str) -> dict[str, list[Any]]:
@@ -84,7 +90,7 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
     del pipeline.overrides["METRICS_PORT"]
     await pipeline.start_api()
     async with aiohttp.ClientSession() as session:
-        await send(pipeline, 300, "a")
+        sent = await send(pipeline, 300, "a")
         await pipeline.drain()
         everyone = {"collector": 1, "aggregator": 1, "flusher": 1}
         report = await wait_report(
@@ -94,22 +100,28 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
 
         pipeline.stop("aggregator")  # leaves the group; its heartbeat goes with it
         before = await pipeline.end_offsets()
-        await send(pipeline, 500, "b")
+        unread = await send(pipeline, 500, "b")
+        sent += unread
         after = await pipeline.end_offsets()
         expected_lag = {p: after[p] - before[p] for p in after}
-        lag = sum(expected_lag.values())  # messages: an account's events of a request share one
-        assert 0 < lag <= 500
+        lag = sum(expected_lag.values())  # records: an account's events of a request share one
+        assert 0 < lag < 500
         first = await wait_report(
             session, pipeline,
-            lambda r: {row["partition"]: row["lag_messages"] for row in r["partitions"]} == expected_lag
+            lambda r: {row["partition"]: (row["lag_messages"], row["lag_events"])
+                       for row in r["partitions"]}
+            == {p: (expected_lag[p], unread[p]) for p in expected_lag}
             and all(row["status"] == "STOP" for row in r["partitions"] if row["lag_messages"]),
         )  # fmt: skip
-        assert first["totals"]["lag_messages"] == lag
+        assert (first["totals"]["lag_messages"], first["totals"]["lag_events"]) == (lag, 500)
+        assert {row["partition"]: row["produced_events"] for row in first["partitions"]} == {
+            p: sent[p] for p in range(PARTITIONS)
+        }
         assert first["totals"]["status"] == "STOP"
         assert all(row["owner"] is None for row in first["partitions"])
         await asyncio.sleep(4)
         second = await lag_report(session, pipeline)
-        assert second["totals"]["lag_messages"] == lag
+        assert (second["totals"]["lag_messages"], second["totals"]["lag_events"]) == (lag, 500)
         assert second["totals"]["max_lag_seconds"] > first["totals"]["max_lag_seconds"] > 0
         assert {row["partition"]: row["committed_offset"] for row in second["partitions"]} == {
             p: before[p] for p in before
@@ -120,8 +132,19 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
         del pipeline.overrides["METRICS_PORT"]
         await pipeline.drain()
         drained = await wait_report(session, pipeline, all_ok)
-        assert drained["totals"] == {**drained["totals"], "lag_messages": 0, "status": "OK"}
-        assert max(drained["history"]["lag_messages"]) == lag
+        assert drained["totals"] == {
+            **drained["totals"],
+            "lag_messages": 0,
+            "lag_events": 0,
+            "status": "OK",
+        }
+        assert {row["partition"]: (row["produced_events"], row["applied_events"])
+                for row in drained["partitions"]} == {p: (sent[p], sent[p]) for p in range(PARTITIONS)}  # fmt: skip
+        history = drained["history"]
+        assert (max(history["lag_messages"]), max(history["lag_events"])) == (lag, 500)
+        # The rates chart shows events: more of them than records went in, and all came out.
+        assert max(history["in_per_s"]) > max(history["records_in_per_s"]) > 0
+        assert max(history["out_per_s"]) > max(history["records_out_per_s"]) > 0
         assert [s["service_id"] for s in drained["services"]] == [
             "SP-ACME",
             "SP-OTHER",
@@ -140,6 +163,10 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
                 if s.name.endswith("_total") and s.labels == {"endpoint": "events", "outcome": "accepted"}]  # fmt: skip
     assert accepted[0].value == 800
     aggregator = await metric_families(f"http://127.0.0.1:{aggregator_metrics}/metrics")
+    records = [
+        s for s in aggregator["usage_aggregator_records_applied"] if s.name.endswith("_total")
+    ]
+    assert records[0].value == lag  # the restarted aggregator applied the records it found
     assert {"usage_aggregator_events_applied", "usage_aggregator_batches", "usage_aggregator_batch_size",
             "usage_aggregator_apply_seconds", "usage_aggregator_duplicates_skipped",
             "usage_aggregator_fenced_writes"} <= set(aggregator)  # fmt: skip
@@ -147,9 +174,16 @@ async def test_lag_grows_while_the_aggregator_is_stopped_then_drains(pipeline: P
     assert {"usage_flusher_flushes", "usage_flusher_rows", "usage_flusher_flush_seconds",
             "usage_flusher_days_waiting"} <= set(flusher)  # fmt: skip
     api = await metric_families(f"{pipeline.api_url}/metrics")
-    lag = [s for s in api["kafka_consumergroup_group_lag"] if s.labels["topic"] == pipeline.name]
-    assert sorted(s.labels["partition"] for s in lag) == [str(p) for p in range(PARTITIONS)]
-    assert all(s.value == 0 for s in lag)
+    lag_records = [
+        s for s in api["kafka_consumergroup_group_lag"] if s.labels["topic"] == pipeline.name
+    ]
+    assert sorted(s.labels["partition"] for s in lag_records) == [str(p) for p in range(PARTITIONS)]
+    assert all(s.value == 0 for s in lag_records)
+    lag_events = [
+        s for s in api["usage_consumergroup_lag_events"] if s.labels["topic"] == pipeline.name
+    ]
+    assert sorted(s.labels["partition"] for s in lag_events) == [str(p) for p in range(PARTITIONS)]
+    assert all(s.value == 0 for s in lag_events)
     assert "kafka_consumergroup_group_lag_seconds" in api
 
 
