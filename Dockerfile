@@ -7,7 +7,9 @@ COPY collector collector
 COPY aggregator aggregator
 COPY rollup rollup
 COPY api api
+COPY ops ops
 COPY importer importer
+COPY publishing publishing
 COPY stack stack
 RUN pip install --no-cache-dir .
 COPY services.toml ./

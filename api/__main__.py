@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 
+from api.app import build_app
 from common.cli import command_parser, run_or_exit, settings_or_exit
 from common.http import serve_until_signalled
 from common.runtime import configure_logging
 from common.services import load_services
 from common.settings import Settings
-from rollup.api import build_app
 
 SHUTDOWN_TIMEOUT_S = 5.0
 

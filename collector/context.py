@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
-from collector.limits import NameLimits
-from collector.producer import EventProducer
 from collector.rate_limits import RateLimits
 from common.clock import Clock
 from common.services import Service
 from common.settings import Settings
+from publishing.names import NameLimits
+from publishing.producer import EventProducer
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)

@@ -15,11 +15,9 @@ from redis.exceptions import RedisError
 from collector.browser import collect, collect_preflight, demo, usage_js
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, REDIS, SERVICES, SETTINGS
 from collector.health import healthz, readyz
-from collector.limits import NameLimits
-from collector.metrics import EVENTS_AWAITING_ACK, measure, report_tallies
+from collector.metrics import measure, report_tallies
 from collector.openapi import COLLECTOR_OPENAPI
 from collector.pixel import pixel
-from collector.producer import EventProducer
 from collector.rate_limits import RateLimits
 from collector.server_events import MAX_BODY_BYTES, post_events
 from common.heartbeat import Heartbeat
@@ -30,6 +28,9 @@ from common.openapi import openapi_handler
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
+from publishing.metrics import EVENTS_AWAITING_ACK
+from publishing.names import NameLimits
+from publishing.producer import EventProducer
 
 log = logging.getLogger(__name__)
 

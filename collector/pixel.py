@@ -11,14 +11,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
-from collector.intake import limit_errors
 from collector.metrics import EVENTS, child
-from collector.producer import Unavailable
 from collector.server_events import MAX_BODY_BYTES
 from common.contract import Event
 from common.event_rules import texts_clean, usage_event
 from common.events import FieldError, InvalidEvent, UsageEvent, validate_event
 from common.services import Service
+from publishing.names import limit_errors
+from publishing.producer import Unavailable
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 RETRY_AFTER_S = "5"

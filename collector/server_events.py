@@ -9,13 +9,13 @@ from aiohttp import web
 
 from collector.bodies import decode_events, service_ids_in, validate_batch
 from collector.context import CLOCK, LIMITS, PRODUCER, RATE_LIMITS, SERVICES
-from collector.intake import limit_errors
 from collector.metrics import ENDPOINTS, EVENTS, child
 from collector.models import Accepted
-from collector.producer import Unavailable
 from common.contract import FieldErrors, FieldProblem
 from common.events import FieldError
 from common.http import bearer_key, json_error, json_response, service_of_key
+from publishing.names import limit_errors
+from publishing.producer import Unavailable
 
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_S = "5"

@@ -15,7 +15,7 @@ from pathlib import Path
 from common.cli import command_parser, run_or_exit, settings_or_exit
 from common.runtime import configure_logging
 from common.settings import Settings
-from rollup.importer import import_file
+from importer.run import import_file
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

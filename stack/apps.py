@@ -16,7 +16,7 @@ APPS: dict[str, list[str]] = {
     "collector": ["-m", "collector", "--port", str(COLLECTOR_PORT)],
     "aggregator": ["-m", "aggregator"],
     "flusher": ["-m", "rollup", "flusher"],
-    "api": ["-m", "rollup", "serve", "--port", str(API_PORT)],
+    "api": ["-m", "api", "--port", str(API_PORT)],
 }
 PORTS = {"collector": COLLECTOR_PORT, "api": API_PORT}
 METRICS_PORTS = {"aggregator": 9101, "flusher": 9102}  # the others serve /metrics themselves

@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.producer import key_hash
 from load.traffic import Ledger, Sender, TrafficShape, batches
+from publishing.records import key_hash
 from stack.browser import LAUNCH_ARGS, ensure_chromium
 from stack.servers import PROJECT_ROOT
 from tests.support import ACME_SERVER_KEY, OPERATOR_KEY, PARTITIONS, Pipeline, free_port

@@ -11,9 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from api.accounts import account_update
+from api.errors import ApiError, json_errors
+from api.limits import MAX_BODY_BYTES
 from common.services import Service
-from rollup.api import ApiError, account_update, json_errors
-from rollup.limits import MAX_BODY_BYTES
 from rollup.store import AccountUpdate
 
 SERVICE = Service("SP-1", ZoneInfo("UTC"), ("s" * 16,), ("r" * 16,))

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from api.usage import group_rows, parse_by
 from common.days import day_end_ms, local_day, parse_day
 from common.keys import KeyLayout, bucket_field, decode_parts, encode_parts
 from rollup.store import CountRow
-from rollup.usage import group_rows, parse_by
 
 
 def test_keys_carry_the_partition_hash_tag_first() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollup.lag import (
+from ops.lag import (
     ERR_LAG_S,
     Sample,
     lag_events,

@@ -10,15 +10,15 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
+from api.accounts import ACCOUNT_BODY_FIELDS
+from api.app import build_app as build_api
+from api.models import Status
+from api.openapi import API_OPENAPI
 from collector.main import build_app as build_collector
 from collector.openapi import COLLECTOR_OPENAPI
 from common.services import Service, load_services
 from common.settings import Settings
-from rollup.api import ACCOUNT_BODY_FIELDS
-from rollup.api import build_app as build_api
-from rollup.lag import STATUSES
-from rollup.models import Status
-from rollup.openapi import API_OPENAPI
+from ops.lag import STATUSES
 from tests.support import SERVICES_TOML
 
 # aiohttp names a static route by its prefix; the document names the file in it.

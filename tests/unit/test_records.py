@@ -16,9 +16,9 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from collector.kafka_producer import ProducerDiscarded, needs_replacing
-from collector.records import MAX_RECORD_BYTES, PartitionRecord, RecordPacker, partition_of
 from common.events import UsageEvent, from_wire
+from publishing.kafka_producer import ProducerDiscarded, needs_replacing
+from publishing.records import MAX_RECORD_BYTES, PartitionRecord, RecordPacker, partition_of
 
 PARTITIONS = 12
 

@@ -13,7 +13,7 @@ from common.contract import Attributes, RequiredId
 Day = Annotated[str, Meta(extra_json_schema={"format": "date"})]
 Moment = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 Count = Annotated[int, Meta(ge=0)]
-Status = Literal["OK", "WARN", "ERR", "STALL", "STOP"]  # rollup.lag.STATUSES, a test checks
+Status = Literal["OK", "WARN", "ERR", "STALL", "STOP"]  # ops.lag.STATUSES, a test checks
 Up = Literal["ok", "down"]
 
 

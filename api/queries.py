@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from api.usage import group_rows
 from rollup.hierarchy import ancestors, descendants
 from rollup.live import LiveBuckets
 from rollup.store import CountRow, Store
-from rollup.usage import group_rows
 
 EPOCH = date(1970, 1, 1)
 TOP = 5

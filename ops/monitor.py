@@ -19,8 +19,7 @@ from redis.exceptions import RedisError
 from common.heartbeat import alive
 from common.keys import KeyLayout
 from common.settings import Settings
-from rollup.flusher import Flusher
-from rollup.lag import (
+from ops.lag import (
     STATUSES,
     Sample,
     in_window,
@@ -30,8 +29,9 @@ from rollup.lag import (
     settled_drift,
     status,
 )
+from ops.metrics import LAG_EVENTS, LAG_MESSAGES, LAG_SECONDS, MAX_LAG_SECONDS, STATUS
+from rollup.flusher import Flusher
 from rollup.live import decode
-from rollup.metrics import LAG_EVENTS, LAG_MESSAGES, LAG_SECONDS, MAX_LAG_SECONDS, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class LagMonitor:
     history: dict[int, deque[Sample]] = field(default_factory=dict)
     lag_s_history: dict[int, deque[float]] = field(default_factory=dict)
     lag_events_history: dict[int, deque[int]] = field(default_factory=dict)
-    drift: dict[int, int] = field(default_factory=dict)  # see rollup.lag.settled_drift
+    drift: dict[int, int] = field(default_factory=dict)  # see ops.lag.settled_drift
     committed: dict[int, int] = field(default_factory=dict)
     owners: dict[int, str] = field(default_factory=dict)
     applied_at: dict[int, int] = field(default_factory=dict)

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from api.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
+from api.models import (
+    Account,
+    AccountUpdate,
+    FlushStatus,
+    InactiveUsers,
+    LagReport,
+    Readiness,
+    Summary,
+    Usage,
+)
+from api.usage import BY_COLUMNS
 from common.contract import RequiredId
 from common.openapi import (
     Schema,
@@ -16,18 +28,6 @@ from common.openapi import (
     schema_of,
     text_answer,
 )
-from rollup.limits import MAX_BODY_BYTES, MAX_RANGE_DAYS
-from rollup.models import (
-    Account,
-    AccountUpdate,
-    FlushStatus,
-    InactiveUsers,
-    LagReport,
-    Readiness,
-    Summary,
-    Usage,
-)
-from rollup.usage import BY_COLUMNS
 
 DAY = {"type": "string", "format": "date"}
 STRING = {"type": "string"}

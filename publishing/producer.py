@@ -1,8 +1,8 @@
 """The Kafka producer the collector answers through: a 2xx only after acks=all.
 
 Events of concurrent requests bound for the same partition share one record (see
-collector.records), sent after a few milliseconds or once full. A watcher replaces the
-idempotent producer when it is broken for good (see collector.kafka_producer), and keeps
+publishing.records), sent after a few milliseconds or once full. A watcher replaces the
+idempotent producer when it is broken for good (see publishing.kafka_producer), and keeps
 publishing refused at once, as 503, while Kafka is unreachable or the producer is replaced.
 """
 
@@ -19,16 +19,16 @@ from typing import Literal
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from collector.kafka_producer import discard, needs_replacing, new_producer, sender_ended
-from collector.metrics import (
+from common.events import UsageEvent
+from common.settings import Settings
+from publishing.kafka_producer import discard, needs_replacing, new_producer, sender_ended
+from publishing.metrics import (
     KAFKA_SEND_ERRORS,
     OVERLOAD_REFUSALS,
     PRODUCER_REPLACEMENTS,
     count_produced,
 )
-from collector.records import PartitionRecord, RecordPacker
-from common.events import UsageEvent
-from common.settings import Settings
+from publishing.records import PartitionRecord, RecordPacker
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ def new_producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=0,  # records are already packed for a few ms (collector.records)
+        linger_ms=0,  # records are already packed for a few ms (publishing.records)
         max_batch_size=256 * 1024,
         request_timeout_ms=settings.produce_timeout_ms,
     )

@@ -20,14 +20,13 @@ from typing import Any, TextIO
 
 from redis.asyncio import Redis
 
-from collector.intake import limit_errors
-from collector.limits import NameLimits
-from collector.metrics import report_tallies
-from collector.producer import EventProducer
 from common.events import InvalidEvent, UsageEvent, validate_event
 from common.keys import KeyLayout
 from common.services import Service, load_services
 from common.settings import Settings, SettingsError
+from publishing.metrics import report_produced
+from publishing.names import NameLimits, limit_errors
+from publishing.producer import EventProducer
 
 RAW_COLUMNS = ("User id", "AccountId", "Action", "Module", "Timestamp")
 BATCH = 500
@@ -190,11 +189,11 @@ async def import_file(settings: Settings, path: Path, service_id: str) -> Import
                 batch.append((line, event))
                 if len(batch) >= BATCH:
                     await publish(batch, limits, producer, services, service, report)
-                    await report_tallies(redis, keys)  # events produced, for the ops lag
+                    await report_produced(redis, keys)  # events produced, for the ops lag
                     progress.show(min(line - 1, total_rows))
                     batch = []
             await publish(batch, limits, producer, services, service, report)
-            await report_tallies(redis, keys)
+            await report_produced(redis, keys)
             progress.show(total_rows)
     finally:
         progress.close()
