@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
-
 from common.events import UsageEvent
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 from common.services import Service
 
 # Adds the names not yet known only if the set then stays within the limit; one atomic
@@ -27,7 +26,7 @@ return 1
 class NameLimits:
     """Registers module and activity names, refusing new ones past the service's limit."""
 
-    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+    def __init__(self, redis: RedisClient, keys: KeyLayout) -> None:
         self._redis = redis
         self._keys = keys
         self._register = redis.register_script(REGISTER_NAMES)

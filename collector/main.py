@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from collector.browser import collect, collect_preflight, demo, usage_js
@@ -26,6 +25,7 @@ from common.http import serve_until_signalled
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.openapi import openapi_handler
+from common.redis_client import RedisClient, connect
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -42,7 +42,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     await ensure_topic(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
     producer = EventProducer(settings)
     await producer.start()
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     app[PRODUCER] = producer
     app[REDIS] = redis
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
@@ -59,7 +59,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-async def report_health(redis: Redis, keys: KeyLayout) -> None:
+async def report_health(redis: RedisClient, keys: KeyLayout) -> None:
     """Every few seconds: the heartbeat, and rejects by reason for the ops dashboard."""
     heartbeat = Heartbeat(redis, keys, "collector")
     while True:

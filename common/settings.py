@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.clock import Clock
+from common.redis_client import cluster_seeds, is_cluster_url
 
 MIN_KEY_CHARS = 16
 
@@ -74,8 +75,16 @@ class Settings:
 
     def check(self) -> None:
         """Refuse values that cannot work, naming the setting."""
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"REDIS_URL must start with redis://, got {self.redis_url!r}")
+        if is_cluster_url(self.redis_url):
+            try:
+                cluster_seeds(self.redis_url)
+            except ValueError as error:
+                raise SettingsError(f"REDIS_URL: {error}") from None
+        elif not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                "REDIS_URL must start with redis:// (one server) or redis+cluster:// "
+                f"(a Redis Cluster), got {self.redis_url!r}"
+            )
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise SettingsError(
                 "DATABASE_URL must be sqlite:///PATH or postgresql://..., "

@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
 from common.days import local_day, parse_day
 from common.events import MAX_ATTRIBUTES, MAX_ID_CHARS, FieldError, parse_attributes, text_problem
@@ -20,6 +19,7 @@ from common.http import bearer_key, json_error, json_response, key_matches, serv
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.openapi import openapi_handler
+from common.redis_client import connect
 from common.services import Service
 from common.settings import Settings
 from rollup.flusher import Flusher
@@ -322,7 +322,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     """Open the SQL store and Redis for the app's lifetime."""
     settings = app[SETTINGS]
     store = await Store.open(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     app[STORE] = store
     app[LIVE] = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     app[FLUSHER] = Flusher(app[LIVE], store, app[SERVICES], settings, settings.clock())

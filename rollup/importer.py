@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
-
 from collector.intake import limit_errors
 from collector.limits import NameLimits
 from collector.producer import EventProducer
 from common.events import InvalidEvent, UsageEvent, validate_event
 from common.keys import KeyLayout
+from common.redis_client import connect
 from common.services import Service, load_services
 from common.settings import Settings, SettingsError
 
@@ -169,7 +168,7 @@ async def import_file(settings: Settings, path: Path, service_id: str) -> Import
     report = ImportReport(rows_read=total_rows)
     producer = EventProducer(settings)
     await producer.start(attempts=10)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     limits = NameLimits(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     progress = Progress(total_rows)
     try:

@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from dataclasses import dataclass
 from datetime import date
 
-from redis.asyncio import Redis
-
 from common.keys import KeyLayout, decode_parts, encode_parts
+from common.redis_client import RedisClient
 from rollup.faults import crash_point
 from rollup.store import CountRow
 from rollup.watermark import PartitionProgress, progress_from_hash
@@ -54,7 +53,7 @@ def count_rows(
 
 @dataclass(frozen=True)
 class LiveBuckets:
-    redis: Redis
+    redis: RedisClient
     keys: KeyLayout
 
     async def partitions(self) -> list[int]:
