@@ -14,6 +14,10 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# A node that stops answering (hung, or cut off) must not hold a process for ever: the
+# client gives up on it, learns the new layout after a failover, and the caller retries.
+CLUSTER_SOCKET_TIMEOUT_S = 10.0
+
 RedisClient = Redis | RedisCluster
 
 
@@ -53,4 +57,6 @@ def connect(url: str, decode_responses: bool = False) -> RedisClient:
         password=password,
         ssl=url.startswith("rediss+"),
         decode_responses=decode_responses,
+        socket_timeout=CLUSTER_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CLUSTER_SOCKET_TIMEOUT_S,
     )

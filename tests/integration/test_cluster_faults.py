@@ -121,6 +121,14 @@ async def load_from_clients(
     return ledger, senders, extra
 
 
+async def wait_until_counting(pipeline: Pipeline, timeout_s: float = 90) -> None:
+    """Wait until the aggregator has applied batches of every partition (it starts slowly)."""
+    deadline = time.monotonic() + timeout_s
+    while min((await pipeline.applied_offsets()).values()) < 0:
+        assert time.monotonic() < deadline, "the aggregator applied nothing"
+        await asyncio.sleep(0.2)
+
+
 def offsets_gone_back(log: str) -> list[tuple[int, int]]:
     """(held, expected) of each time the aggregator found an older offset in Redis."""
     pattern = r"Redis holds offset (-?\d+), expected (\d+)"
@@ -137,7 +145,7 @@ async def test_redis_primary_killed_and_a_replica_that_missed_writes_promoted(
     slot = slot_of(pipeline.keys.applied(0))
 
     async def fail_over(load: asyncio.Task[None]) -> dict[str, Any]:
-        await asyncio.sleep(3)
+        await wait_until_counting(pipeline)
         primary, primary_id = primary_of_slot(engines, slot)
         replica = replica_of(engines, primary_id)
         # The replica stalls, so it misses the primary's last writes; it is then killed and
@@ -172,7 +180,8 @@ async def test_hash_slots_migrate_between_primaries_under_load(
     pipeline.start_aggregator()
 
     async def migrate(load: asyncio.Task[None]) -> dict[str, Any]:
-        await asyncio.sleep(3)
+        await wait_until_counting(pipeline)
+        await asyncio.sleep(1)
         keys_moved = 0
         for partition in range(PARTITIONS):
             slot = slot_of(pipeline.keys.applied(partition))
@@ -236,12 +245,21 @@ async def test_kafka_broker_leading_partitions_killed_under_load(
     led = sorted(p for p, leader in leaders_before.items() if leader == victim.node_id)
 
     async def kill_leader(load: asyncio.Task[None]) -> dict[str, Any]:
-        await asyncio.sleep(3)
+        await wait_until_counting(pipeline)
         kill(victim.pid_file)
-        await asyncio.sleep(6)
-        leaders_after = await partition_leaders(engines.kafka_bootstrap, pipeline.name)
-        assert all(leaders_after[p] not in (victim.node_id, -1) for p in led), leaders_after
-        return {"killed_broker": victim.node_id, "partitions_it_led": led}
+        killed_at = time.monotonic()
+        survivors = ",".join(f"127.0.0.1:{b.port}" for b in engines.brokers if b != victim)
+        while True:  # the controller fences the dead broker and elects new leaders
+            await asyncio.sleep(0.5)
+            leaders_after = await partition_leaders(survivors, pipeline.name)
+            if all(leaders_after[p] not in (victim.node_id, -1) for p in led):
+                break
+            assert time.monotonic() - killed_at < 60, leaders_after
+        return {
+            "killed_broker": victim.node_id,
+            "partitions_it_led": led,
+            "new_leaders_after_s": round(time.monotonic() - killed_at, 1),
+        }
 
     try:
         ledger, senders, extra = await load_from_clients(pipeline, "b", kill_leader, plain=False)
