@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +14,12 @@ from typing import Any
 
 import redis as redis_client
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from redis.crc import key_slot
 
 from stack import clusters
 from stack.clusters import Broker, RedisNode
 from stack.processes import is_alive, read_pid
-from tests.support import free_port
 
 NODE_TIMEOUT_MS = 2000  # failovers within seconds, so the tests stay short
 
@@ -41,21 +44,55 @@ class Clusters:
         return ",".join(f"{b.node_id}@127.0.0.1:{b.controller_port}" for b in self.brokers)
 
 
+def listening_ports(count: int) -> tuple[int, ...]:
+    """Free ports below the kernel's ephemeral range, so no outgoing connection takes one
+    while the servers start (free_port()'s ports may be reused that way within minutes)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = rng.randrange(low // 2, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in chosen:
+            chosen.append(port)
+    return tuple(chosen)
+
+
 def start_clusters(home: Path, libs: Path) -> Clusters:
     """Start both clusters on free ports (nothing else uses them) under home."""
-    ports = tuple(free_port() for _ in range(6))
-    bus_ports = tuple(free_port() for _ in range(6))
+    ports = listening_ports(18)
     started = Clusters(
         home,
-        clusters.redis_nodes(home, ports, bus_ports),
-        clusters.brokers(
-            home, tuple(free_port() for _ in range(3)), tuple(free_port() for _ in range(3))
-        ),
+        clusters.redis_nodes(home, ports[0:6], ports[6:12]),
+        clusters.brokers(home, ports[12:15], ports[15:18]),
         libs,
     )
     clusters.start_redis_cluster(started.redis_nodes, NODE_TIMEOUT_MS)
     clusters.start_kafka_cluster(started.brokers, libs)
+    asyncio.run(wait_for_brokers(started.kafka_bootstrap, len(started.brokers)))
     return started
+
+
+async def wait_for_brokers(bootstrap: str, count: int, timeout_s: float = 120) -> None:
+    """Wait until count brokers have registered with the controllers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            if len((await admin.describe_cluster())["brokers"]) == count:
+                return
+        except KafkaError:
+            pass
+        finally:
+            await admin.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} Kafka brokers within {timeout_s} s")
+        await asyncio.sleep(1)
 
 
 def stop_all(started: Clusters) -> None:
@@ -174,14 +211,18 @@ def migrate_slot(source: RedisNode, target: RedisNode, slot: int, started: Clust
 
 
 async def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
-    """Return partition -> id of the broker leading it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-        return {p["partition"]: p["leader"] for p in described["partitions"]}
-    finally:
-        await admin.close()
+    """Return partition -> id of the broker leading it (retrying while a broker is away)."""
+    for _ in range(60):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            (described,) = await admin.describe_topics([topic])
+            return {p["partition"]: p["leader"] for p in described["partitions"]}
+        except KafkaError:
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+    raise TimeoutError(f"no broker described {topic}")
 
 
 def restart_broker(started: Clusters, broker: Broker) -> None:
