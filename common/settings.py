@@ -20,6 +20,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # redis://host:port/db is one server; redis+cluster://host:port,host:port,... a Redis
+    # Cluster (any listed node that answers is enough). See common/redis_client.py.
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "sqlite:///data/usage.db"
     services_file: Path = Path("services.toml")
