@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from aggregator.batch import BucketId, PartitionBatch
 from common.keys import KeyLayout, encode_parts
+from common.redis_client import RedisClient
 
 # KEYS[1] applied hash, KEYS[2] days set, KEYS[3..] accounts sets, buckets and seen markers.
 # ARGV: expected offset, new offset, max received ms, dedup ttl ms, now ms, events carried,
@@ -84,7 +84,7 @@ class ApplyResult:
 class BucketWriter:
     """Writes partition batches into live buckets, fenced by the stored offset."""
 
-    def __init__(self, redis: Redis, keys: KeyLayout, dedup_window_ms: int) -> None:
+    def __init__(self, redis: RedisClient, keys: KeyLayout, dedup_window_ms: int) -> None:
         self._redis = redis
         self._keys = keys
         self._dedup_window_ms = dedup_window_ms
@@ -113,12 +113,14 @@ class BucketWriter:
         with the offset it holds: Redis went back in time (restored from its AOF) or
         another consumer owns the partition now.
         """
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for partition, (offset, at_ms) in caught_up.items():
-                await self._mark_caught_up(
-                    keys=[self._keys.applied(partition)], args=[offset, at_ms], client=pipe
-                )
-            results = await pipe.execute()
+        # One call per partition, not a pipeline: a Redis Cluster answers a script that is
+        # not in a node's cache (after a failover or a slot migration) only outside one.
+        results = await asyncio.gather(
+            *(
+                self._mark_caught_up(keys=[self._keys.applied(partition)], args=[offset, at_ms])
+                for partition, (offset, at_ms) in caught_up.items()
+            )
+        )
         return {
             partition: int(stored)
             for partition, (marked, stored) in zip(caught_up, results, strict=True)

@@ -13,7 +13,6 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aggregator.batch import Record, summarize
@@ -32,6 +31,7 @@ from common.clock import Clock
 from common.heartbeat import Heartbeat
 from common.keys import KeyLayout
 from common.metrics import serve_metrics
+from common.redis_client import RedisClient, connect
 from common.settings import Settings
 from common.topics import ensure_topic
 
@@ -50,7 +50,7 @@ T = TypeVar("T")
 class Aggregator(ConsumerRebalanceListener):  # type: ignore[misc]
     """Counts a consumer's partitions into Redis; the offsets stored there are the truth."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, writer: BucketWriter, redis: Redis,
+    def __init__(self, consumer: AIOKafkaConsumer, writer: BucketWriter, redis: RedisClient,
                  keys: KeyLayout, stop: asyncio.Event, clock: Clock) -> None:  # fmt: skip
         self.consumer = consumer
         self.writer = writer
@@ -239,7 +239,7 @@ async def run(settings: Settings) -> None:
     await ensure_topic(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
     serve_metrics(settings.metrics_port)
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.consumer_group,

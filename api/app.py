@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from api.accounts import account_detail, put_account
 from api.context import FLUSHER, LIVE, MONITOR, READER, SERVICES, SETTINGS, STORE
@@ -20,6 +19,7 @@ from api.usage_views import account_summary, account_usage, inactive_users, user
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.openapi import openapi_handler
+from common.redis_client import connect
 from common.services import Service
 from common.settings import Settings
 from ops.monitor import LagMonitor
@@ -37,7 +37,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     """Open the SQL store and Redis for the app's lifetime."""
     settings = app[SETTINGS]
     store = await Store.open(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     app[STORE] = store
     app[LIVE] = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     app[FLUSHER] = Flusher(app[LIVE], store, app[SERVICES], settings, settings.clock())

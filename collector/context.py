@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from collector.rate_limits import RateLimits
 from common.clock import Clock
+from common.redis_client import RedisClient
 from common.services import Service
 from common.settings import Settings
 from publishing.names import NameLimits
@@ -18,4 +18,4 @@ SERVICES = web.AppKey("services", dict[str, Service])
 PRODUCER = web.AppKey("producer", EventProducer)
 LIMITS = web.AppKey("limits", NameLimits)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")

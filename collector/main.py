@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from collector.browser import collect, collect_preflight, demo, usage_js
@@ -25,6 +24,7 @@ from common.http import serve_until_signalled
 from common.keys import KeyLayout
 from common.metrics import metrics
 from common.openapi import openapi_handler
+from common.redis_client import RedisClient, connect
 from common.services import Service, load_services
 from common.settings import Settings
 from common.topics import ensure_topic
@@ -47,7 +47,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
     producer = EventProducer(settings)
     await producer.start()
     EVENTS_AWAITING_ACK.set_function(lambda: producer.pending_events)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     app[PRODUCER] = producer
     app[REDIS] = redis
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
@@ -66,7 +66,7 @@ async def clients(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-async def report_health(redis: Redis, keys: KeyLayout) -> None:
+async def report_health(redis: RedisClient, keys: KeyLayout) -> None:
     """The heartbeat every few seconds; the tallies for the ops dashboard more often."""
     heartbeat = Heartbeat(redis, keys, "collector")
     beaten_at = -HEARTBEAT_EVERY_S

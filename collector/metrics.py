@@ -11,9 +11,9 @@ from typing import TypeVar
 from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
-from redis.asyncio import Redis
 
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 from publishing.metrics import report_produced
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -51,7 +51,7 @@ def count_reject(reason: str) -> None:
     pending_rejects[reason] += 1
 
 
-async def report_tallies(redis: Redis, keys: KeyLayout) -> None:
+async def report_tallies(redis: RedisClient, keys: KeyLayout) -> None:
     """Add rejects by reason and events produced per partition to the totals in Redis."""
     await report_produced(redis, keys, pending_rejects)
 

@@ -14,10 +14,10 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 from common.services import Service
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Lease:
 class RateLimits:
     """Decides whether a service may make one more request of a kind (public|server)."""
 
-    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+    def __init__(self, redis: RedisClient, keys: KeyLayout) -> None:
         self._keys = keys
         self._take = redis.register_script(TAKE_TOKENS)
         self._leases: dict[tuple[str, str], Lease] = {}

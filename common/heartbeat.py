@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 
 TTL_S = 10
 EVERY_S = 2.0
@@ -23,7 +23,7 @@ def member_id() -> str:
 class Heartbeat:
     """Writes the component's heartbeat at most every EVERY_S seconds."""
 
-    def __init__(self, redis: Redis, keys: KeyLayout, component: str) -> None:
+    def __init__(self, redis: RedisClient, keys: KeyLayout, component: str) -> None:
         self.redis = redis
         self.key = keys.heartbeat(component, member_id())
         self.sent_at = float("-inf")
@@ -40,7 +40,7 @@ class Heartbeat:
         await self.redis.delete(self.key)
 
 
-async def alive(redis: Redis, keys: KeyLayout, component: str) -> list[dict[str, Any]]:
+async def alive(redis: RedisClient, keys: KeyLayout, component: str) -> list[dict[str, Any]]:
     """Return the live members of a component, with their details."""
     found = []
     async for key in redis.scan_iter(match=keys.heartbeat(component, "*"), count=200):

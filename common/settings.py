@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common.clock import Clock
+from common.redis_client import cluster_seeds, is_cluster_url
 
 MIN_KEY_CHARS = 16
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -76,8 +77,18 @@ class SettingDoc:
 
 @dataclass(frozen=True)
 class Settings:
-    kafka_bootstrap: str = setting("KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers")
-    redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for live buckets")
+    kafka_bootstrap: str = setting(
+        "KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers, `host:port[,host:port...]`"
+    )
+    # See common/redis_client.py for how each URL form is opened.
+    redis_url: str = setting(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis for live buckets: one server (`redis://`, `rediss://`, `unix://`, as "
+        "redis-py's `Redis.from_url`), or a Redis Cluster as "
+        "`redis+cluster://host:port,host:port,...` (any reachable node is enough; list "
+        "several so a process can start while one is down)",
+    )
     database_url: str = setting(
         "DATABASE_URL", "sqlite:///data/usage.db", "durable store (`postgresql://...` too)"
     )
@@ -189,8 +200,16 @@ class Settings:
 
     def check(self) -> None:
         """Refuse values that cannot work, naming the setting."""
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"REDIS_URL must start with redis://, got {self.redis_url!r}")
+        if is_cluster_url(self.redis_url):
+            try:
+                cluster_seeds(self.redis_url)
+            except ValueError as error:
+                raise SettingsError(f"REDIS_URL: {error}") from None
+        elif not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                "REDIS_URL must start with redis:// (one server) or redis+cluster:// "
+                f"(a Redis Cluster), got {self.redis_url!r}"
+            )
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise SettingsError(
                 "DATABASE_URL must be sqlite:///PATH or postgresql://..., "

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
-
 from common.events import InvalidEvent, UsageEvent, validate_event
 from common.keys import KeyLayout
+from common.redis_client import connect
 from common.services import Service, load_services
 from common.settings import Settings, SettingsError
 from publishing.metrics import report_produced
@@ -169,7 +168,7 @@ async def import_file(settings: Settings, path: Path, service_id: str) -> Import
     report = ImportReport(rows_read=total_rows)
     producer = EventProducer(settings)
     await producer.start(attempts=10)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     keys = KeyLayout(settings.redis_key_prefix, settings.usage_topic)
     limits = NameLimits(redis, keys)
     progress = Progress(total_rows)

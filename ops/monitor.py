@@ -13,11 +13,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.heartbeat import alive
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 from common.settings import Settings
 from ops.lag import (
     STATUSES,
@@ -43,7 +43,7 @@ SEVERITY = {name: rank for rank, name in enumerate(STATUSES)}
 @dataclass
 class LagMonitor:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     flusher: Flusher
     history: dict[int, deque[Sample]] = field(default_factory=dict)
     lag_s_history: dict[int, deque[float]] = field(default_factory=dict)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter as Tally
 
 from prometheus_client import Counter, Gauge
-from redis.asyncio import Redis
 
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 
 KAFKA_SEND_ERRORS = Counter(
     "usage_collector_kafka_send_errors_total", "Publishes Kafka did not acknowledge"
@@ -34,7 +34,9 @@ def count_produced(partition: int, events: int) -> None:
     pending_produced[partition] += events
 
 
-async def report_produced(redis: Redis, keys: KeyLayout, rejects: Tally[str] | None = None) -> None:
+async def report_produced(
+    redis: RedisClient, keys: KeyLayout, rejects: Tally[str] | None = None
+) -> None:
     """Add the events produced per partition (and rejects by reason, if given) to the totals
     in Redis.
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from common.events import FieldError, UsageEvent
 from common.keys import KeyLayout
+from common.redis_client import RedisClient
 from common.services import Service
 from publishing.producer import Unavailable
 
@@ -30,7 +30,7 @@ return 1
 class NameLimits:
     """Registers module and activity names, refusing new ones past the service's limit."""
 
-    def __init__(self, redis: Redis, keys: KeyLayout) -> None:
+    def __init__(self, redis: RedisClient, keys: KeyLayout) -> None:
         self._redis = redis
         self._keys = keys
         self._register = redis.register_script(REGISTER_NAMES)

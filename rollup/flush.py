@@ -16,6 +16,8 @@ from rollup.registry import sync_account_updates
 from rollup.rollups import rebuild_rollups
 from rollup.store import Flush, Store
 
+REPLICA_WAIT_S = 10.0  # replicas acknowledge once a second; longer means one is in trouble
+
 log = logging.getLogger(__name__)
 
 
@@ -77,9 +79,10 @@ async def commit_all_staged(
 
     It first waits fsync_wait_s, so that Redis's append-only file holds the renames before
     SQL holds the counts: a Redis that restarts from its AOF cannot bring back buckets that
-    SQL has already counted.
+    SQL has already counted. On a Redis Cluster it also waits for the replicas to hold them.
     """
     await asyncio.sleep(fsync_wait_s)
+    await live.wait_for_replicas(partitions, REPLICA_WAIT_S)
     rows = events = 0
     for partition in partitions:
         partition_rows, partition_events = await finish_staged(live, store, partition)

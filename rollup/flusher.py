@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from redis.asyncio import Redis
-
 from common.clock import Clock
 from common.days import day_end_ms, local_day
 from common.heartbeat import Heartbeat
 from common.keys import KeyLayout
 from common.metrics import serve_metrics
+from common.redis_client import RedisClient, connect
 from common.services import Service, load_services
 from common.settings import Settings
 from rollup.flush import finish_interrupted, flush_day
@@ -106,9 +105,9 @@ class Flusher:
         return holding_back(day, service.timezone, progress, self.settings.watermark_slack_ms)
 
 
-async def open_flusher(settings: Settings) -> tuple[Flusher, Redis]:
+async def open_flusher(settings: Settings) -> tuple[Flusher, RedisClient]:
     store = await Store.open(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     live = LiveBuckets(redis, KeyLayout(settings.redis_key_prefix, settings.usage_topic))
     services = load_services(settings.services_file)
     return Flusher(live, store, services, settings, settings.clock()), redis

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from common.keys import KeyLayout, decode_parts, encode_parts
+from common.redis_client import RedisClient
 from rollup.faults import crash_point
 from rollup.store import CountRow, CountTuple
 from rollup.watermark import PartitionProgress, progress_from_hash
 
 CHUNK = 1000
+REPLICA_POLL_S = 0.05
+
+
+class ReplicasBehind(RuntimeError):
+    """A Redis Cluster replica did not acknowledge the staging in time; commit nothing yet."""
+
 
 # Moves the listed accounts' buckets of one (service, day) under a flush id, atomically
 # with the indexes, so increments that arrive meanwhile land in fresh live buckets.
@@ -64,7 +73,7 @@ def count_tuples(account_id: str, fields: dict[bytes, bytes]) -> list[CountTuple
 
 @dataclass(frozen=True)
 class LiveBuckets:
-    redis: Redis
+    redis: RedisClient
     keys: KeyLayout
 
     async def partitions(self) -> list[int]:
@@ -194,6 +203,35 @@ class LiveBuckets:
                 keys.append(self.keys.staged_bucket(partition, flush_id, account_id))
             moved += int(await script(keys=keys, args=[flush_id, member, *chunk]))
         return moved
+
+    async def wait_for_replicas(self, partitions: Iterable[int], timeout_s: float) -> None:
+        """On a Redis Cluster, wait until the partitions' replicas hold every write so far.
+
+        A replica promoted after its primary fails then holds the staging renames too, and
+        cannot bring back as live the buckets SQL is about to count. Raises ReplicasBehind
+        after timeout_s. One Redis: nothing to wait for (its AOF covers a restart).
+        """
+        if not isinstance(self.redis, RedisCluster):
+            return
+        primaries = {}
+        for partition in partitions:
+            node = self.redis.get_node_from_key(self.keys.staged(partition))
+            if node is None:
+                raise ReplicasBehind(f"no primary serves partition {partition} now")
+            primaries[node.name] = node
+        deadline = time.monotonic() + timeout_s
+        for node in primaries.values():
+            written = int(
+                (await self.redis.info("replication", target_nodes=node))["master_repl_offset"]
+            )
+            while True:
+                info = await self.redis.info("replication", target_nodes=node)
+                replicas = [v for k, v in info.items() if k.startswith("slave")]
+                if all(int(replica["offset"]) >= written for replica in replicas):
+                    break
+                if time.monotonic() > deadline:
+                    raise ReplicasBehind(f"replicas of {node.name} behind {written}: {replicas}")
+                await asyncio.sleep(REPLICA_POLL_S)
 
     async def staged_rows(self, partition: int, flush_id: str) -> AsyncIterator[list[CountTuple]]:
         """Read the buckets staged under flush_id, a chunk of accounts at a time."""

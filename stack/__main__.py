@@ -8,7 +8,15 @@ from common.cli import command_parser
 from common.settings import Settings
 from stack.apps import API_PORT, APPS, COLLECTOR_PORT, DEMO_OPS_KEY, start_apps, stop_apps
 from stack.processes import read_pid
-from stack.servers import PROJECT_ROOT, STACK_HOME, start_servers, stop_servers, wait_for_kafka
+from stack.servers import (
+    PROJECT_ROOT,
+    STACK_HOME,
+    start_clusters,
+    start_servers,
+    stop_clusters,
+    stop_servers,
+    wait_for_kafka,
+)
 
 USAGE_EXAMPLE = """
 The system is up.
@@ -33,9 +41,19 @@ def main() -> None:
         help="up: start what is missing; down: stop it; status: what runs",
     )
     parser.add_argument("--servers-only", action="store_true", help="Kafka and Redis only")
+    parser.add_argument(
+        "--redis-cluster", action="store_true",
+        help="a Redis Cluster (3 primaries, 1 replica each, ports 7001-7006) instead of one Redis",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kafka-brokers", type=int, default=1, choices=[1, 3],
+        help="3: a KRaft cluster on ports 9192, 9292, 9392 (replication factor 3)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.verb == "up":
-        start_servers()
+        start_servers(with_redis=not args.redis_cluster, with_kafka=args.kafka_brokers == 1)
+        # The apps started below inherit these, as they would read them from a deployment.
+        os.environ.update(start_clusters(args.redis_cluster, args.kafka_brokers))
         settings = Settings.from_env()
         wait_for_kafka(settings.kafka_bootstrap, settings.usage_topic, settings.topic_partitions)
         if not args.servers_only:
@@ -44,7 +62,9 @@ def main() -> None:
             print(USAGE_EXAMPLE.format(collector=COLLECTOR_PORT, api=API_PORT, ops_key=ops_key))
     elif args.verb == "down":
         stop_apps(STACK_HOME)
-        if not args.servers_only:
+        if args.redis_cluster or args.kafka_brokers > 1:
+            stop_clusters()
+        elif not args.servers_only:
             stop_servers()
     else:
         for name in ["redis", "kafka", *APPS]:

@@ -6,6 +6,7 @@ import base64
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -18,8 +19,8 @@ RETENTION_HOURS = 14 * 24  # > the 7 days a Redis rollback may need to re-read
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+node.id={node_id}
+controller.quorum.voters={voters}
 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
@@ -28,15 +29,39 @@ inter.broker.listener.name=PLAINTEXT
 log.dirs={log_dir}
 num.partitions=12
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+default.replication.factor={replication}
+min.insync.replicas={min_insync}
+offsets.topic.replication.factor={replication}
 offsets.topic.num.partitions=12
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={replication}
+transaction.state.log.min.isr={min_insync}
+share.coordinator.state.topic.replication.factor={replication}
+share.coordinator.state.topic.min.isr={min_insync}
 group.initial.rebalance.delay.ms=0
 log.retention.hours={retention_hours}
 """
+
+# A broker of several is declared dead after this long without a heartbeat, and its
+# partitions get new leaders: well within the collector's produce timeout.
+CLUSTER_PROPERTIES = """\
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+"""
+
+
+@dataclass(frozen=True)
+class Quorum:
+    """Where a broker stands among the brokers of one KRaft cluster (all also controllers)."""
+
+    node_id: int = 1
+    voters: str = ""  # id@host:controller_port,...; empty: this broker alone
+    cluster_id: str = ""  # shared by every broker; empty: a fresh one
+    heap: str = HEAP
+
+    @property
+    def size(self) -> int:
+        return len(self.voters.split(",")) if self.voters else 1
+
 
 LOG4J2 = """\
 status = warn
@@ -72,10 +97,12 @@ def fetch_jars(libs: Path) -> None:
         )  # fmt: skip
 
 
-def java_argv(libs: Path, config_dir: Path, main_class: str, *args: str) -> list[str]:
+def java_argv(
+    libs: Path, config_dir: Path, main_class: str, *args: str, heap: str = HEAP
+) -> list[str]:
     """Build the java command line that runs one of Kafka's main classes."""
     return [
-        "java", f"-Xms{HEAP}", f"-Xmx{HEAP}", "-XX:+UseG1GC",
+        "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={config_dir / 'log4j2.properties'}",
         "-cp", f"{libs}/*", main_class, *args,
     ]  # fmt: skip
@@ -86,10 +113,14 @@ def start(
     port: int = KAFKA_PORT,
     controller_port: int = CONTROLLER_PORT,
     libs: Path | None = None,
+    quorum: Quorum = Quorum(),
+    wait: bool = True,
 ) -> int | None:
     """Format (once) and start the KRaft broker unless one already answers on port.
 
-    Returns the new broker's pid. libs may point at jars fetched for another home.
+    Returns the new broker's pid. libs may point at jars fetched for another home; quorum
+    makes it one of several brokers (replication factor 3, min.insync.replicas 2); those
+    open their port only once a majority runs, so their starter waits for them all at once.
     """
     pid_file = home / "kafka.pid"
     if read_pid(pid_file) or port_open("127.0.0.1", port):
@@ -101,36 +132,47 @@ def start(
     fetch_jars(libs)
     config_dir.mkdir(parents=True, exist_ok=True)
     properties = config_dir / "server.properties"
+    replication = min(quorum.size, 3)
     properties.write_text(
         SERVER_PROPERTIES.format(
+            node_id=quorum.node_id,
+            voters=quorum.voters or f"{quorum.node_id}@127.0.0.1:{controller_port}",
             port=port,
             controller_port=controller_port,
             log_dir=log_dir,
+            replication=replication,
+            min_insync=max(1, replication - 1),
             retention_hours=RETENTION_HOURS,
         )
+        + (CLUSTER_PROPERTIES if quorum.size > 1 else "")
     )
     (config_dir / "log4j2.properties").write_text(
         LOG4J2.format(log_file=home / "logs" / "kafka-server.log")
     )
     (home / "logs").mkdir(parents=True, exist_ok=True)
     if not (log_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = quorum.cluster_id or new_cluster_id()
         subprocess.run(
             java_argv(
                 libs, config_dir, "kafka.tools.StorageTool",
-                "format", "-t", cluster_id, "-c", str(properties),
+                "format", "-t", cluster_id, "-c", str(properties), heap=quorum.heap,
             ),
             check=True,
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
     pid = spawn(
-        java_argv(libs, config_dir, "kafka.Kafka", str(properties)),
+        java_argv(libs, config_dir, "kafka.Kafka", str(properties), heap=quorum.heap),
         home / "logs" / "kafka.log",
         pid_file,
     )
-    wait_for_port("127.0.0.1", port, timeout_s=90, pid=pid)
-    print(f"kafka     127.0.0.1:{port} (KRaft, data in {log_dir})", flush=True)
+    if wait:
+        wait_for_port("127.0.0.1", port, timeout_s=90, pid=pid)
+        print(f"kafka     127.0.0.1:{port} (KRaft, data in {log_dir})", flush=True)
     return pid
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def is_running(home: Path, port: int = KAFKA_PORT) -> bool:

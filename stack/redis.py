@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import redis as redis_client
-from redis.asyncio import Redis as AsyncRedis
 
+from common.redis_client import RedisClient
 from stack.processes import port_open, read_pid, spawn, stop, wait_for_port
 
 REDIS_PORT = 6379
@@ -63,8 +63,11 @@ def require_aof(port: int) -> None:
         client.close()
 
 
-async def unlink_matching(client: AsyncRedis, pattern: str) -> None:
-    """Delete every key matching pattern (a test's or a benchmark's own prefix)."""
+async def unlink_matching(client: RedisClient, pattern: str) -> None:
+    """Delete every key matching pattern (a test's or a benchmark's own prefix).
+
+    On a Redis Cluster the scan runs on every primary and each UNLINK is split by slot.
+    """
     batch = []
     async for key in client.scan_iter(match=pattern, count=5000):
         batch.append(key)

@@ -25,10 +25,10 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, RedisError
 
 from common.keys import KeyLayout
+from common.redis_client import connect
 from common.settings import Settings
 from common.topics import ensure_topic
 from load.traffic import CountKey, Ledger
@@ -218,7 +218,7 @@ class Pipeline:
 
     async def applied_offsets(self) -> dict[int, int]:
         """Return each partition's offset stored with the counts in Redis (-1 when none)."""
-        redis = Redis.from_url(self.settings.redis_url)
+        redis = connect(self.settings.redis_url)
         try:
             applied = {}
             for partition in range(PARTITIONS):
@@ -242,7 +242,7 @@ class Pipeline:
 
     async def delete_redis_keys(self) -> None:
         """Remove this test's keys (dedup markers would otherwise live for days)."""
-        redis = Redis.from_url(self.settings.redis_url)
+        redis = connect(self.settings.redis_url)
         try:
             await redis.ping()
         except RedisError:
@@ -254,7 +254,7 @@ class Pipeline:
             await redis.aclose()
 
     async def redis_keys(self) -> list[str]:
-        redis = Redis.from_url(self.settings.redis_url, decode_responses=True)
+        redis = connect(self.settings.redis_url, decode_responses=True)
         try:
             return sorted(
                 [key async for key in redis.scan_iter(match=f"{self.name}:*", count=5000)]

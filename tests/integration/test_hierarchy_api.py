@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
+from common.redis_client import connect
 from tests.support import ACME_READ_KEY, ACME_SERVER_KEY, Pipeline, get_json
 
 pytestmark = [
@@ -128,7 +128,7 @@ async def test_seed_hierarchy_rolls_up_live_and_flushed(pipeline: Pipeline) -> N
         status, _ = await call(session, "POST", f"{pipeline.collector_url}/v1/events",
                                ACME_SERVER_KEY, {"account_id": "ABC", "parent_id": "ABC_Widget2"})  # fmt: skip
         assert status == 202
-        redis = Redis.from_url(pipeline.settings.redis_url)
+        redis = connect(pipeline.settings.redis_url)
         for _ in range(100):
             if await redis.hget(pipeline.keys.rejects(), "parent_cycle") == b"1":
                 break

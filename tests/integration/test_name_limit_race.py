@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 
+from common.redis_client import connect
 from tests.support import ACME_SERVER_KEY, Pipeline, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,7 @@ async def test_two_collectors_racing_never_pass_the_name_limits(pipeline: Pipeli
         assert sorted(answers, key=str) == sorted(
             [(202, {"accepted": 1})] * 19 + [refusal("activity", 20, "activities")] * 41, key=str
         )
-    redis = Redis.from_url(pipeline.settings.redis_url, decode_responses=True)
+    redis = connect(pipeline.settings.redis_url, decode_responses=True)
     try:
         assert await redis.smembers(pipeline.keys.names("SP-ACME", "module")) == accepted_modules
         assert await redis.smembers(pipeline.keys.names("SP-ACME", "activity")) == (

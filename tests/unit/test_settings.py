@@ -6,9 +6,39 @@ import re
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
+from common.redis_client import cluster_seeds, connect, is_cluster_url
 from common.services import load_services
 from common.settings import Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("url", "seeds", "cluster"),
+    [
+        ("redis://127.0.0.1:6379/0", [], False),
+        (
+            "redis+cluster://10.0.0.1:7001,10.0.0.2:7002",
+            [("10.0.0.1", 7001), ("10.0.0.2", 7002)],
+            True,
+        ),
+        (
+            "rediss+cluster://user:p%40ss@redis-1:6379,redis-2:6379/0",
+            [("redis-1", 6379), ("redis-2", 6379)],
+            True,
+        ),
+    ],
+)
+def test_redis_url_names_one_server_or_a_cluster(
+    url: str, seeds: list[tuple[str, int]], cluster: bool
+) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+    assert is_cluster_url(url) == cluster
+    if cluster:
+        assert cluster_seeds(url) == seeds
+        client = connect(url)
+        assert isinstance(client, RedisCluster)
+        assert [(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()] == seeds
 
 
 def test_defaults_match_the_local_stack() -> None:
@@ -21,6 +51,14 @@ def test_defaults_match_the_local_stack() -> None:
     ("env", "message"),
     [
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
+        (
+            {"REDIS_URL": "redis+cluster://10.0.0.1:7001,10.0.0.2"},
+            "REDIS_URL: cluster node must be host:port, got '10.0.0.2'",
+        ),
+        (
+            {"REDIS_URL": "redis+cluster://10.0.0.1:7001/2"},
+            "REDIS_URL: a Redis Cluster has only database 0",
+        ),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be sqlite:///PATH or postgresql://"),
         ({"KAFKA_BOOTSTRAP": "localhost"}, "KAFKA_BOOTSTRAP must be host:port"),
         ({"USAGE_TOPIC": "usage events"}, "USAGE_TOPIC is not a valid Kafka topic name"),
