@@ -36,8 +36,8 @@ from tests.clusters import (
     stop_all,
     wait_until_served_by_another,
 )
-from tests.integration.test_faults import SHAPE, TODAY, finish_and_check, mixed_load, record, send
-from tests.support import ACME_SERVER_KEY, PARTITIONS, Pipeline
+from tests.integration.test_faults import SHAPE, mixed_load, send
+from tests.support import ACME_SERVER_KEY, PARTITIONS, TODAY, Pipeline, finish_and_check, record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
