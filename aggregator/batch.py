@@ -10,8 +10,8 @@ from typing import Protocol
 
 import orjson
 
-from common.events import WIRE_ERRORS, WireEvent, decode_records, registry_part
 from common.keys import bucket_field
+from common.wire import WIRE_ERRORS, WireEvent, decode_records, registry_part
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from redis.asyncio import Redis
 
 from aggregator.batch import RawRecord, summarize
 from aggregator.buckets import BucketWriter
-from common.events import pack_wire, to_wire, validate_event
+from common.events import validate_event
 from common.keys import KeyLayout
 from common.services import load_services
+from common.wire import pack_wire, to_wire
 from load.traffic import TrafficShape
 from rollup.flush import flush_day
 from rollup.live import LiveBuckets

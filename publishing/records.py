@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from aiokafka.partitioner import murmur2
 
-from common.events import UsageEvent, pack_wire, to_wire
+from common.events import UsageEvent
+from common.wire import pack_wire, to_wire
 
 # A record stops taking events at this size: far below the producer's batch size and
 # Kafka's 1 MB message limit, however large single events are.

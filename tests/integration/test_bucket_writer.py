@@ -10,8 +10,9 @@ from redis.asyncio import Redis
 
 from aggregator.batch import RawRecord, summarize
 from aggregator.buckets import BucketWriter
-from common.events import UsageEvent, to_wire
+from common.events import UsageEvent
 from common.keys import KeyLayout, bucket_field, encode_parts
+from common.wire import to_wire
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import orjson
 import pytest
 
 from aggregator.batch import DedupIncrement, RawRecord, summarize
-from common.events import UsageEvent, pack_wire, to_wire
+from common.events import UsageEvent
 from common.keys import bucket_field
+from common.wire import pack_wire, to_wire
 
 
 def record(offset: int, **fields: object) -> RawRecord:

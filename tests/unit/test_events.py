@@ -12,12 +12,10 @@ from common.events import (
     FieldError,
     InvalidEvent,
     UsageEvent,
-    from_wire,
-    pack_wire,
-    to_wire,
     validate_event,
 )
 from common.services import Service
+from common.wire import from_wire, pack_wire, to_wire
 
 SERVICES = {
     "SP-A": Service("SP-A", ZoneInfo("UTC"), ("k" * 16,), ("r" * 16,)),

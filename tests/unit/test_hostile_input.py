@@ -19,12 +19,11 @@ from common.events import (
     MAX_NAME_CHARS,
     InvalidEvent,
     UsageEvent,
-    from_wire,
-    to_wire,
     validate_event,
 )
 from common.keys import KeyLayout, bucket_field, decode_parts, encode_parts
 from common.services import Service
+from common.wire import from_wire, to_wire
 
 SERVICES = {
     "SP-A": Service("SP-A", ZoneInfo("UTC"), ("k" * 16,), ("r" * 16,)),

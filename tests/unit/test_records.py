@@ -16,7 +16,8 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from common.events import UsageEvent, from_wire
+from common.events import UsageEvent
+from common.wire import from_wire
 from publishing.kafka_producer import ProducerDiscarded, needs_replacing
 from publishing.records import MAX_RECORD_BYTES, PartitionRecord, RecordPacker, partition_of
 
