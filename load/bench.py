@@ -2,7 +2,7 @@
 
     python -m load.bench            # full run (about 16 minutes), writes docs/benchmarks.md
     python -m load.bench --quick    # seconds per scenario: the smoke run the tests use
-    python -m load.bench --only batch --profile /tmp/prof   # one scenario, sampled by py-spy
+    python -m load.bench --only collector --profile /tmp/prof   # one scenario, sampled by py-spy
     python -m load.bench --only peer        # the collector beside Redpanda Connect (needs Go)
 
 Every scenario runs against real Kafka, Redis and SQL on this machine, in one run, so the
