@@ -27,10 +27,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis import Redis as SyncRedis
 from redis.exceptions import BusyLoadingError, RedisError
 
+from common.events import UsageEvent
 from common.keys import KeyLayout
 from common.redis_client import connect
 from common.settings import Settings
 from common.topics import ensure_topic
+from common.wire import from_wire
 from load.traffic import CountKey, Ledger
 from stack.processes import wait_for_port
 from stack.redis import unlink_matching
@@ -213,6 +215,32 @@ class Pipeline:
             partitions = [TopicPartition(self.name, p) for p in range(PARTITIONS)]
             ends = await consumer.end_offsets(partitions)
             return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def topic_events(self) -> list[UsageEvent]:
+        """Read every record on the topic and return the events they hold, in offset order.
+
+        A record holds the events of several requests (one partition's), so records are
+        not events: count these.
+        """
+        ends = await self.end_offsets()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
+        )
+        await consumer.start()
+        events: list[UsageEvent] = []
+        try:
+            partitions = [TopicPartition(self.name, p) for p in range(PARTITIONS)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp.partition]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    for record in batch.get(tp, []):
+                        assert record.value is not None
+                        events.extend(from_wire(record.value))
+            return events
         finally:
             await consumer.stop()
 
