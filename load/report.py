@@ -10,10 +10,10 @@ from load.beside_connect import report_rows
 TARGETS = {
     "pixel_ratio": 0.7,
     "batch_events_per_s": 150_000,
-    "aggregator_events_per_s": 200_000,
+    "aggregator_ratio": 0.5,  # of Kafka's own ConsumerPerformance, in events
     "redis_commands_per_event": 0.2,
     "latency_p99_s": 2.0,
-    "flush_seconds": 60.0,
+    "flush_seconds": 10.0,
     "flush_peak_mb": 300.0,
     "collector_peak_mb": 150.0,
     "aggregator_peak_mb": 250.0,
@@ -50,8 +50,8 @@ def check(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "aggregator events/s (Kafka's own consumer)",
             f"{agg['events_per_s']} ({agg['kafka_consumer_perf_events_per_s']}, ratio {agg['ratio']})",
-            "≥ 200 000",
-            verdict(agg["events_per_s"] >= TARGETS["aggregator_events_per_s"]),
+            "≥ 0.5 of Kafka's consumer",
+            verdict(agg["ratio"] >= TARGETS["aggregator_ratio"]),
         )
     )
     rows.append(
@@ -76,8 +76,11 @@ def check(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 f"flush of {flush['entries']} entries, {kind}",
                 f"{flush['seconds']} s, peak {flush['peak_mb']} MB",
-                "< 60 s, < 300 MB",
-                verdict(flush["seconds"] < 60 and (flush["peak_mb"] or 0) < 300),
+                "< 10 s, < 300 MB",
+                verdict(
+                    flush["seconds"] < TARGETS["flush_seconds"]
+                    and (flush["peak_mb"] or 0) < TARGETS["flush_peak_mb"]
+                ),
             )
         )
     memory = results["memory"]
